@@ -1,0 +1,45 @@
+"""napari_losslens.core: the standalone math (torch, numpy, scipy, numba; no napari, no Qt).
+
+Per-pixel loss maps, gradient maps and scalar losses for segmentation, and the U-Net weight
+map of Ronneberger et al. 2015 with its distance maps, for 2D and 3D (anisotropic) data, on
+the GPU when one is present and on the CPU otherwise. numpy in gives numpy out; torch in
+gives torch out, on the input's device, with autograd intact.
+"""
+
+from .distances import cell_distances, two_nearest_cells
+from .losses import LossContext, gradient_map, loss_map, loss_value
+from .modules import BCELoss, DiceLoss, SegmentationLoss, UNetCELoss, WeightedBCELoss
+from .registry import LossInfo, LossParam, available_losses, get_loss, register_loss
+from .weights import (
+    border_term,
+    class_weight_map,
+    cutoff_radius,
+    separate_touching_cells,
+    unet_weight_map,
+    weight_map_from_distances,
+)
+
+__all__ = [
+    "BCELoss",
+    "DiceLoss",
+    "LossContext",
+    "LossInfo",
+    "LossParam",
+    "SegmentationLoss",
+    "UNetCELoss",
+    "WeightedBCELoss",
+    "available_losses",
+    "border_term",
+    "cell_distances",
+    "class_weight_map",
+    "cutoff_radius",
+    "get_loss",
+    "gradient_map",
+    "loss_map",
+    "loss_value",
+    "register_loss",
+    "separate_touching_cells",
+    "two_nearest_cells",
+    "unet_weight_map",
+    "weight_map_from_distances",
+]

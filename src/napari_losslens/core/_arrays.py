@@ -1,0 +1,287 @@
+"""Array plumbing shared by the core: kinds in and out, devices, input validation.
+
+Every public core function follows one contract: numpy in gives numpy out (float32 unless
+float64 came in), torch in gives torch out on the input's device with autograd intact.
+The helpers here implement that contract once, so that each function only does its math.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ArrayLike",
+    "check_same_shape",
+    "is_torch",
+    "resolve_device",
+    "result_dtype",
+    "to_caller",
+    "validate_labels",
+    "validate_mask",
+    "validate_prediction",
+    "validate_spacing",
+]
+
+ArrayLike = Any  # numpy.ndarray | torch.Tensor | anything numpy.asarray accepts
+
+
+def is_torch(x: object) -> bool:
+    """True when ``x`` is a torch tensor."""
+    return isinstance(x, torch.Tensor)
+
+
+def resolve_device(device: str | torch.device | None, *arrays: object) -> torch.device:
+    """The device to compute on.
+
+    ``None`` means the device of the first torch tensor among ``arrays``, otherwise CUDA when
+    available, otherwise the CPU. ``"cpu"``, ``"cuda"`` and ``"cuda:1"`` are accepted.
+
+    Raises:
+        ValueError: the device string is not a device, or names a CUDA device that torch
+            does not see.
+        TypeError: ``device`` is neither ``None``, a string nor a ``torch.device``.
+    """
+    if device is None:
+        for a in arrays:
+            if is_torch(a):
+                return a.device
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, str):
+        if device.strip().lower() == "auto":
+            return resolve_device(None, *arrays)
+        try:
+            dev = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"device must be None, 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+            ) from err
+    elif isinstance(device, torch.device):
+        dev = device
+    else:
+        raise TypeError(
+            f"device must be None, a string or a torch.device, got {type(device).__name__}"
+        )
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = 0 if dev.index is None else dev.index
+        if index >= n:
+            seen = "no CUDA device" if n == 0 else f"{n} CUDA device(s) (cuda:0..cuda:{n - 1})"
+            raise ValueError(
+                f"device {str(dev)!r} is not available: torch sees {seen}; "
+                "use device='cpu' or device=None"
+            )
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be 'cpu' or a CUDA device, got {str(dev)!r}")
+    return dev
+
+
+def result_dtype(*arrays: object, default: torch.dtype = torch.float32) -> torch.dtype:
+    """float64 when any floating input is float64, else float32 (the library default)."""
+    for a in arrays:
+        if a is None:
+            continue
+        dt = a.dtype
+        if dt in (np.float64, torch.float64):
+            return torch.float64
+    return default
+
+
+def _to_tensor(x: ArrayLike, device: torch.device, dtype: torch.dtype | None = None):
+    if is_torch(x):
+        t = x
+    else:
+        a = np.asarray(x)
+        if a.dtype == np.float16:
+            a = a.astype(np.float32)
+        if a.dtype.byteorder not in ("=", "|"):
+            a = a.astype(a.dtype.newbyteorder("="))
+        if a.dtype == np.uint64:
+            if a.size and a.max() > np.iinfo(np.int64).max:
+                raise ValueError("label ids must fit in int64, got ids above 2**63 - 1")
+            a = a.astype(np.int64)
+        elif a.dtype in (np.uint16, np.uint32):
+            a = a.astype(np.int64)
+        t = torch.from_numpy(np.ascontiguousarray(a))
+    if dtype is not None and t.dtype != dtype:
+        t = t.to(dtype)
+    return t.to(device)
+
+
+def to_caller(t: torch.Tensor, like: object, dtype: torch.dtype | None = None):
+    """Return ``t`` in the caller's kind: a tensor for torch input, a numpy array otherwise.
+
+    numpy output is float32 unless ``dtype`` (or ``t``) is float64.
+    """
+    if dtype is not None and t.dtype != dtype:
+        t = t.to(dtype)
+    if is_torch(like):
+        return t
+    return t.detach().cpu().numpy()
+
+
+def _shape(x: ArrayLike) -> tuple[int, ...]:
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def check_same_shape(a: ArrayLike, b: ArrayLike, name_a: str, name_b: str) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` have the same shape."""
+    sa, sb = _shape(a), _shape(b)
+    if sa != sb:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {sa} and {sb}")
+
+
+def _ndim_check(shape: tuple[int, ...], name: str, ndims: Sequence[int] | None) -> None:
+    if ndims is not None and len(shape) not in ndims:
+        want = " or ".join(f"{n}D" for n in ndims)
+        raise ValueError(
+            f"{name} must be {want} (all axes spatial), got {len(shape)}D with shape {shape}"
+        )
+    if any(s == 0 for s in shape):
+        raise ValueError(f"{name} must not be empty, got shape {shape}")
+
+
+def validate_labels(
+    labels: ArrayLike,
+    device: torch.device,
+    name: str = "labels",
+    ndims: Sequence[int] | None = (2, 3),
+) -> torch.Tensor:
+    """Check a label image and return it as an int64 tensor on ``device`` (a copy or a view).
+
+    A label image holds non-negative integer ids: 0 is background, every positive id a cell.
+    bool and integer dtypes are accepted, and floats that hold integers.
+
+    Raises:
+        TypeError: the array is not numeric (strings, objects, complex).
+        ValueError: wrong dimensionality, empty, negative ids, non-integer or non-finite
+            values.
+    """
+    if not is_torch(labels):
+        labels = np.asarray(labels)
+        kind = labels.dtype.kind
+        if kind not in "biuf":
+            raise TypeError(
+                f"{name} must be an integer (or bool) array of label ids, "
+                f"got dtype {labels.dtype}"
+            )
+    elif labels.dtype.is_complex:
+        raise TypeError(f"{name} must be an integer (or bool) array, got dtype {labels.dtype}")
+    shape = _shape(labels)
+    _ndim_check(shape, name, ndims)
+    t = _to_tensor(labels, device)
+    if t.dtype.is_floating_point:
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must hold finite integer ids, got NaN or inf")
+        if not bool((t == torch.round(t)).all()):
+            bad = t[t != torch.round(t)].flatten()[0].item()
+            raise ValueError(
+                f"{name} must hold integer ids, got non-integer values (e.g. {bad!r})"
+            )
+        if bool((t.abs() > 2.0**53).any()):
+            raise ValueError(f"{name} float ids must be below 2**53 to be exact")
+    t = t.to(torch.int64)
+    if t.numel() and int(t.min()) < 0:
+        raise ValueError(
+            f"{name} must hold non-negative ids (0 is background), "
+            f"got a minimum of {int(t.min())}"
+        )
+    return t
+
+
+def validate_spacing(spacing: object, ndim: int) -> tuple[float, ...]:
+    """Check ``spacing`` (``None`` means 1 per axis) and return it as a tuple of floats.
+
+    Raises:
+        ValueError: wrong length, or a value that is not finite and positive.
+    """
+    if spacing is None:
+        return (1.0,) * ndim
+    if np.isscalar(spacing):
+        values = (float(spacing),) * ndim
+    else:
+        try:
+            values = tuple(float(s) for s in np.asarray(spacing, dtype=float).ravel())
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"spacing must be numbers, got {spacing!r}") from err
+        if len(values) != ndim:
+            raise ValueError(
+                f"spacing must have one value per axis ({ndim}), got {len(values)}: "
+                f"{tuple(spacing)}"
+            )
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"spacing values must be finite and positive, got {values}")
+    return values
+
+
+def validate_prediction(
+    prediction: ArrayLike,
+    device: torch.device,
+    dtype: torch.dtype,
+    from_logits: bool,
+    name: str = "prediction",
+) -> torch.Tensor:
+    """Check a prediction and return it as a floating tensor on ``device``.
+
+    Probabilities must lie in [0, 1] unless ``from_logits``; NaN and inf are refused.
+    Torch input keeps its autograd graph.
+
+    Raises:
+        TypeError: a non-numeric array.
+        ValueError: NaN or inf, or probabilities outside [0, 1].
+    """
+    if not is_torch(prediction):
+        prediction = np.asarray(prediction)
+        if prediction.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a numeric array, got dtype {prediction.dtype}")
+    elif prediction.dtype.is_complex:
+        raise TypeError(f"{name} must be a real array, got dtype {prediction.dtype}")
+    t = _to_tensor(prediction, device)
+    if not t.dtype.is_floating_point:
+        t = t.to(dtype)
+    elif t.dtype != dtype:
+        t = t.to(dtype)
+    if t.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(t.shape)}")
+    with torch.no_grad():
+        finite = torch.isfinite(t)
+        if not bool(finite.all()):
+            n_bad = int((~finite).sum())
+            raise ValueError(
+                f"{name} must be finite, got {n_bad} NaN or inf value(s)"
+            )
+        if not from_logits:
+            lo, hi = float(t.min()), float(t.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(
+                    f"{name} must hold probabilities in [0, 1], got values in "
+                    f"[{lo:.4g}, {hi:.4g}]; pass from_logits=True if these are logits"
+                )
+    return t
+
+
+def validate_mask(mask: ArrayLike | None, shape: tuple[int, ...], device: torch.device):
+    """Check an optional boolean mask of pixels that count; return a bool tensor or None.
+
+    Raises:
+        TypeError: the mask is not boolean (or 0/1 integers).
+        ValueError: the shape differs from ``shape``, or no pixel is counted.
+    """
+    if mask is None:
+        return None
+    m = mask if is_torch(mask) else np.asarray(mask)
+    if tuple(m.shape) != tuple(shape):
+        raise ValueError(
+            f"mask and target must have the same shape, got {tuple(m.shape)} and {tuple(shape)}"
+        )
+    t = _to_tensor(m, device)
+    if t.dtype != torch.bool:
+        if t.dtype.is_floating_point or not bool(((t == 0) | (t == 1)).all()):
+            raise TypeError(f"mask must be boolean (or 0/1 integers), got dtype {m.dtype}")
+        t = t.to(torch.bool)
+    if not bool(t.any()):
+        raise ValueError("mask excludes every pixel: at least one pixel must count")
+    return t
