@@ -73,6 +73,8 @@ def cutoff_radius(w0: float, sigma: float, eps: float | None = None) -> float:
         23.993
     """
     w0, sigma = _check_w0_sigma(w0, sigma)
+    if w0 == 0:
+        return 0.0
     if eps is None:
         eps = BORDER_EPS * w0
     if eps <= 0:
