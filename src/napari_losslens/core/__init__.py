@@ -6,6 +6,16 @@ the GPU when one is present and on the CPU otherwise. numpy in gives numpy out; 
 gives torch out, on the input's device, with autograd intact.
 """
 
+from .analysis import (
+    ERROR_CODES,
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    TRUE_POSITIVE,
+    HotSpot,
+    error_map,
+    hot_spots,
+    object_stats,
+)
 from .distances import cell_distances, two_nearest_cells
 from .losses import LossContext, gradient_map, loss_map, loss_value
 from .modules import BCELoss, DiceLoss, SegmentationLoss, UNetCELoss, WeightedBCELoss
@@ -20,8 +30,13 @@ from .weights import (
 )
 
 __all__ = [
+    "ERROR_CODES",
+    "FALSE_NEGATIVE",
+    "FALSE_POSITIVE",
+    "TRUE_POSITIVE",
     "BCELoss",
     "DiceLoss",
+    "HotSpot",
     "LossContext",
     "LossInfo",
     "LossParam",
@@ -33,10 +48,13 @@ __all__ = [
     "cell_distances",
     "class_weight_map",
     "cutoff_radius",
+    "error_map",
     "get_loss",
     "gradient_map",
+    "hot_spots",
     "loss_map",
     "loss_value",
+    "object_stats",
     "register_loss",
     "separate_touching_cells",
     "two_nearest_cells",

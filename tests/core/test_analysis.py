@@ -1,0 +1,145 @@
+"""Per-object statistics, hot-spots and error maps against slow, obvious references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_losslens.core import (
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    TRUE_POSITIVE,
+    error_map,
+    hot_spots,
+    object_stats,
+)
+
+
+def _reference_stats(lab, loss, pred, threshold):
+    """One object at a time, with plain boolean masks."""
+    fg = pred > threshold
+    comp, _ = ndi.label(fg, structure=np.ones((3,) * lab.ndim))
+    rows = {}
+    for i in np.unique(lab[lab > 0]):
+        o = lab == i
+        touching = np.unique(comp[o & fg])
+        p_o = np.isin(comp, touching[touching > 0])
+        inter = (o & p_o).sum()
+        rows[int(i)] = (
+            o.sum(),
+            loss[o].mean(),
+            loss[o].sum(),
+            2 * inter / (o.sum() + p_o.sum()),
+            inter / (o | p_o).sum(),
+        )
+    return rows
+
+
+def test_object_stats_match_reference():
+    rng = np.random.default_rng(0)
+    lab = np.zeros((40, 50), np.uint16)
+    lab[2:10, 2:10] = 3
+    lab[10:18, 2:10] = 7  # touches 3
+    lab[25:35, 30:45] = 11
+    lab[30:33, 5:8] = 20  # missed below
+    pred = rng.uniform(0, 0.3, lab.shape)
+    pred[3:17, 3:9] = 0.9  # one blob merging 3 and 7
+    pred[26:34, 31:40] = 0.8
+    pred[30:33, 5:8] = 0.1
+    pred[0:2, 45:50] = 0.95  # a false positive
+    loss = rng.uniform(0, 2, lab.shape)
+    got = object_stats(lab, loss, pred, threshold=0.5)
+    ref = _reference_stats(lab, loss, pred, 0.5)
+    assert got["index"].tolist() == sorted(ref)
+    for row, i in enumerate(got["index"]):
+        area, mean, total, dice, iou = ref[int(i)]
+        assert got["area"][row] == area
+        assert got["mean_loss"][row] == pytest.approx(mean)
+        assert got["total_loss"][row] == pytest.approx(total)
+        assert got["dice"][row] == pytest.approx(dice)
+        assert got["iou"][row] == pytest.approx(iou)
+    missed = got["index"].tolist().index(20)
+    assert got["dice"][missed] == 0.0
+
+
+def test_object_stats_frames_do_not_connect():
+    lab = np.zeros((2, 5, 5), int)
+    lab[0, 1:3, 1:3] = 1
+    lab[1, 1:3, 1:3] = 2
+    pred = np.zeros(lab.shape)
+    pred[:, 1:4, 1:4] = 1.0
+    joint = object_stats(lab, prediction=pred, frame_axes=0)
+    frames = object_stats(lab, prediction=pred, frame_axes=1)
+    assert frames["dice"][0] == pytest.approx(2 * 4 / (4 + 9))
+    assert joint["dice"][0] == pytest.approx(2 * 4 / (4 + 18))
+
+
+def test_object_stats_mean_intensity_and_no_mutation():
+    lab = np.array([[1, 1, 0, 2]])
+    img = np.array([[2.0, 4.0, 9.0, 1.0]])
+    before = lab.copy()
+    s = object_stats(lab, image=img)
+    assert s["mean_intensity"].tolist() == [3.0, 1.0]
+    assert set(s) == {"index", "area", "mean_intensity"}
+    np.testing.assert_array_equal(lab, before)
+
+
+def test_object_stats_refuses_negative_ids():
+    with pytest.raises(ValueError, match="non-negative"):
+        object_stats(np.array([[1, -1]]))
+
+
+def test_error_map_codes():
+    lab = np.array([[5, 5, 0, 0]])
+    pred = np.array([[0.9, 0.2, 0.7, 0.1]])
+    assert error_map(lab, pred).tolist() == [[TRUE_POSITIVE, FALSE_NEGATIVE, FALSE_POSITIVE, 0]]
+    assert error_map(lab, np.array([[1, 0, 1, 0]], np.uint8)).tolist() == [[1, 3, 2, 0]]
+
+
+def test_error_map_shape_mismatch():
+    with pytest.raises(ValueError, match="same shape"):
+        error_map(np.zeros((3, 3), int), np.zeros((3, 4)))
+
+
+def test_hot_spots_are_the_true_maxima_worst_first():
+    m = np.zeros((64, 64), np.float32)
+    centres = {(10, 12): 1.0, (40, 50): 4.0, (50, 10): 2.0, (30, 30): 3.0}
+    for (r, c), h in centres.items():
+        m[r - 1 : r + 2, c - 1 : c + 2] = h
+    spots = hot_spots(m, k=3, sigma=1.0)
+    assert [s.peak_position for s in spots] == [(40, 50), (30, 30), (50, 10)]
+    assert [s.rank for s in spots] == [1, 2, 3]
+    assert spots[0].peak > spots[1].peak > spots[2].peak
+    for s in spots:
+        assert s.centroid == pytest.approx(s.peak_position, abs=0.01)
+        (r0, c0), (r1, c1) = s.bbox
+        assert r0 <= s.peak_position[0] < r1 and c0 <= s.peak_position[1] < c1
+    top = spots[0]
+    (r0, c0), (r1, c1) = top.bbox
+    region_raw = m[r0:r1, c0:c1]
+    assert top.total == pytest.approx(region_raw.sum())  # the 3x3 plateau and nothing else
+    assert top.mean == pytest.approx(top.total / top.area)
+
+
+def test_hot_spots_signed_map_uses_magnitude():
+    m = np.zeros((30, 30))
+    m[5, 5] = -5.0
+    m[20, 20] = 1.0
+    spots = hot_spots(m, k=2, sigma=1.0)
+    assert spots[0].peak_position == (5, 5)
+
+
+def test_hot_spots_zero_map_and_bad_k():
+    assert hot_spots(np.zeros((8, 8)), k=3) == []
+    with pytest.raises(ValueError, match="k must be"):
+        hot_spots(np.ones((8, 8)), k=0)
+
+
+def test_hot_spots_3d_and_frames():
+    m = np.zeros((3, 20, 20))
+    m[0, 5, 5] = 2.0
+    m[2, 15, 15] = 1.0
+    spots = hot_spots(m, k=5, sigma=1.0, frame_axes=1)
+    assert [s.peak_position for s in spots] == [(0, 5, 5), (2, 15, 15)]
+    assert all(s.bbox[1][0] - s.bbox[0][0] == 1 for s in spots)
