@@ -118,7 +118,7 @@ class LossContext:
 # --------------------------------------------------------------------------------------
 
 _SMOOTH = LossParam(
-    "smooth", 1e-6, description="added to numerator and denominator", minimum=0.0
+    "smooth", 1e-6, description="added to numerator and denominator", minimum=0.0, maximum=1e3
 )
 
 
