@@ -118,26 +118,40 @@ def main(argv=None):
     if args.quick:
         cases = [
             ("2D", touching_cells((256, 256), 40, 22, seed=1), None, None),
-            ("3D", touching_cells((16, 64, 64), 20, 12, spacing=(2, 1, 1), seed=2), (2, 1, 1),
-             None),
+            (
+                "3D",
+                touching_cells((16, 64, 64), 20, 12, spacing=(2, 1, 1), seed=2),
+                (2, 1, 1),
+                None,
+            ),
         ]
     else:
         cases = [
             ("2D", touching_cells((1024, 1024), 620, 24, seed=1), None, None),
-            ("3D", touching_cells((64, 256, 256), 320, 16, spacing=(2, 1, 1), seed=2),
-             (2, 1, 1), None if args.full_reference else 40),
+            (
+                "3D",
+                touching_cells((64, 256, 256), 320, 16, spacing=(2, 1, 1), seed=2),
+                (2, 1, 1),
+                None if args.full_reference else 40,
+            ),
         ]
     rows = [run_case(n, lab, sp, args.device, args, mr) for n, lab, sp, mr in cases]
 
-    print(f"\nU-Net weight map (w0=10, sigma=5), device={args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| case | shape | cells | reference (s) | napari-losslens (s) | speed-up | "
-          "cached re-evaluation (s) | speed-up vs full | max abs error |")
+    print(
+        f"\nU-Net weight map (w0=10, sigma=5), device={args.device}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(
+        "| case | shape | cells | reference (s) | napari-losslens (s) | speed-up | "
+        "cached re-evaluation (s) | speed-up vs full | max abs error |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['shape']} | {r['cells']} | {r['ref_s']:.2f}{r['ref_note']} | "
-              f"{r['fast_s']:.3f} | **{r['speedup']:.0f}x** | {r['cheap_s']:.4f} | "
-              f"**{r['cheap_speedup']:.0f}x** | {r['max_abs_err']:.1e} |")
+        print(
+            f"| {r['case']} | {r['shape']} | {r['cells']} | {r['ref_s']:.2f}{r['ref_note']} | "
+            f"{r['fast_s']:.3f} | **{r['speedup']:.0f}x** | {r['cheap_s']:.4f} | "
+            f"**{r['cheap_speedup']:.0f}x** | {r['max_abs_err']:.1e} |"
+        )
     print(f"\npeak RSS: {peak_rss_mb():.0f} MB")
     return 0
 

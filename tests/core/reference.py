@@ -9,7 +9,9 @@ from scipy import ndimage as ndi
 def ref_distances(labels, spacing=None):
     """d1, d2 by the definition: one full-frame EDT per cell, then the two smallest."""
     labels = np.asarray(labels)
-    sp = None if spacing is None else tuple(float(s) for s in np.broadcast_to(spacing, (labels.ndim,)))
+    if spacing is not None:
+        spacing = tuple(float(s) for s in np.broadcast_to(spacing, (labels.ndim,)))
+    sp = spacing
     ids = [i for i in np.unique(labels) if i > 0]
     stack = [ndi.distance_transform_edt(labels != i, sampling=sp) for i in ids]
     stack += [np.full(labels.shape, np.inf)] * 2
@@ -17,8 +19,9 @@ def ref_distances(labels, spacing=None):
     return stack[0], stack[1]
 
 
-def ref_weight_map(labels, w0=10.0, sigma=5.0, class_weights=None, spacing=None,
-                   background_only=True):
+def ref_weight_map(
+    labels, w0=10.0, sigma=5.0, class_weights=None, spacing=None, background_only=True
+):
     """The U-Net weight map by its definition, in float64."""
     labels = np.asarray(labels)
     d1, d2 = ref_distances(labels, spacing)
@@ -48,7 +51,7 @@ def ref_separate_touching(labels):
             continue
         lo = tuple(max(i - 1, 0) for i in idx)
         hi = tuple(i + 2 for i in idx)
-        nb = labels[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        nb = labels[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
         if np.any((nb > 0) & (nb < v)):
             out[idx] = 0
     return out

@@ -17,16 +17,31 @@ def test_none_follows_the_tensor_then_cuda_then_cpu():
     assert resolve_device("cpu") == torch.device("cpu")
 
 
-@pytest.mark.parametrize(("device", "error"), [("gpu0", ValueError), (3, TypeError),
-                                                ("mps", ValueError)])
+@pytest.mark.parametrize(
+    ("device", "error"), [("gpu0", ValueError), (3, TypeError), ("mps", ValueError)]
+)
 def test_bad_devices(device, error):
     with pytest.raises(error, match="device"):
         resolve_device(device)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64, np.int8,
-                                   np.int16, np.int32, np.int64, bool, np.float32,
-                                   np.float64, ">i4"])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        bool,
+        np.float32,
+        np.float64,
+        ">i4",
+    ],
+)
 def test_label_dtypes_accepted(dtype):
     lab = np.array([[0, 1], [1, 0]]).astype(dtype)
     out = validate_labels(lab, torch.device("cpu"))

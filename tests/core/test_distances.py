@@ -135,7 +135,12 @@ def test_input_not_modified():
         (np.zeros(5), {}, ValueError, r"labels must be 2D or 3D .* got 1D"),
         (np.zeros((2, 2, 2, 2)), {}, ValueError, r"got 4D"),
         (-np.ones((3, 3)), {}, ValueError, r"non-negative ids .* minimum of -1"),
-        (np.full((3, 3), 1.5), {}, ValueError, r"integer ids, got non-integer values \(e.g. 1.5\)"),
+        (
+            np.full((3, 3), 1.5),
+            {},
+            ValueError,
+            r"integer ids, got non-integer values \(e.g. 1.5\)",
+        ),
         (np.array([[np.nan, 1]]), {}, ValueError, r"NaN or inf"),
         (np.array([["a"]]), {}, TypeError, r"integer \(or bool\) array"),
         (np.zeros((3, 3)), {"spacing": (1, 1, 1)}, ValueError, r"one value per axis \(2\), got 3"),
@@ -160,8 +165,8 @@ def test_unavailable_cuda_device_is_a_clear_error():
 @given(
     lab=hnp.arrays(
         np.int64,
-        st.tuples(st.integers(1, 12), st.integers(1, 12)) | st.tuples(
-            st.integers(1, 6), st.integers(1, 6), st.integers(1, 6)),
+        st.tuples(st.integers(1, 12), st.integers(1, 12))
+        | st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 6)),
         elements=st.sampled_from([0, 0, 0, 1, 2, 3, 2**40]),
     ),
     sp=st.floats(0.25, 4.0),

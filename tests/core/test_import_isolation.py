@@ -11,7 +11,9 @@ GUI = ("napari", "PyQt6", "PyQt5", "PySide6", "qtpy", "magicgui", "vispy", "supe
 def _modules_after(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", code + "\nimport sys; print('\\n'.join(sys.modules))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return {m.split(".")[0] for m in out}
 

@@ -62,8 +62,10 @@ def test_weighted_bce_equals_torch_pos_weight():
     logits = rng.normal(0, 3, (10, 12)).astype(np.float64)
     y = rng.random((10, 12)) < 0.3
     want = F.binary_cross_entropy_with_logits(
-        torch.from_numpy(logits), torch.from_numpy(y.astype(np.float64)),
-        pos_weight=torch.tensor(3.5, dtype=torch.float64), reduction="none",
+        torch.from_numpy(logits),
+        torch.from_numpy(y.astype(np.float64)),
+        pos_weight=torch.tensor(3.5, dtype=torch.float64),
+        reduction="none",
     ).numpy()
     got = loss_map(logits, y, "weighted_bce", beta=3.5, from_logits=True, device="cpu")
     assert got.dtype == np.float64
@@ -128,8 +130,9 @@ def test_unet_ce_is_weight_map_times_bce(case):
     bce = loss_map(p, y, "bce", device="cpu")
     got = loss_map(p, y, "unet_ce", w0=8, sigma=3, class_weights="balanced", device="cpu")
     np.testing.assert_allclose(got, w * bce, rtol=1e-6)
-    assert loss_value(p, y, "unet_ce", w0=8, sigma=3, class_weights="balanced",
-                      device="cpu") == pytest.approx(float((w * bce).mean()), rel=1e-5)
+    assert loss_value(
+        p, y, "unet_ce", w0=8, sigma=3, class_weights="balanced", device="cpu"
+    ) == pytest.approx(float((w * bce).mean()), rel=1e-5)
 
 
 def test_unet_ce_accepts_a_precomputed_weight_map(case):
@@ -137,7 +140,8 @@ def test_unet_ce_accepts_a_precomputed_weight_map(case):
     w = np.full(y.shape, 2.0, np.float32)
     np.testing.assert_allclose(
         loss_map(p, y, "unet_ce", weight_map=w, device="cpu"),
-        2 * loss_map(p, y, "bce", device="cpu"), rtol=1e-6,
+        2 * loss_map(p, y, "bce", device="cpu"),
+        rtol=1e-6,
     )
     with pytest.raises(ValueError, match="weight_map and target must have the same shape"):
         loss_map(p, y, "unet_ce", weight_map=w[:3], device="cpu")
@@ -160,8 +164,12 @@ def test_gradient_map_matches_gradcheck(loss, from_logits):
 
     assert torch.autograd.gradcheck(f, (xt,), eps=1e-6, atol=1e-6)
     (g,) = torch.autograd.grad(f(xt), xt)
-    np.testing.assert_allclose(gradient_map(x, target, loss, from_logits=from_logits,
-                                            device="cpu"), g.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        gradient_map(x, target, loss, from_logits=from_logits, device="cpu"),
+        g.numpy(),
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 def test_pixel_gradient_is_map_derivative_over_count(case):
@@ -181,10 +189,12 @@ def test_mask_zeroes_outside_and_excludes_from_means_and_sums(case):
     assert np.all(m[~mask] == 0)
     full = loss_map(p, y, "bce", device="cpu")
     assert loss_value(p, y, "bce", mask=mask, device="cpu") == pytest.approx(
-        float(full[mask].mean()), rel=1e-6)
+        float(full[mask].mean()), rel=1e-6
+    )
     half = (slice(None), slice(0, y.shape[1] // 2))
     assert loss_value(p.astype(np.float64), y, "dice", mask=mask, device="cpu") == pytest.approx(
-        _np_dice(p[half], y[half], 1e-6, 2.0), rel=1e-10)
+        _np_dice(p[half], y[half], 1e-6, 2.0), rel=1e-10
+    )
     g = loss_map(p, y, "dice", mask=mask, device="cpu")
     assert np.all(g[~mask] == 0) and np.any(g[mask] != 0)
 
@@ -243,25 +253,65 @@ def test_bool_and_integer_predictions_are_accepted():
 @pytest.mark.parametrize(
     ("pred", "target", "kwargs", "error", "match"),
     [
-        (np.zeros((3, 3)), np.zeros((3, 4)), {}, ValueError,
-         r"prediction and target must have the same shape, got \(3, 3\) and \(3, 4\)"),
+        (
+            np.zeros((3, 3)),
+            np.zeros((3, 4)),
+            {},
+            ValueError,
+            r"prediction and target must have the same shape, got \(3, 3\) and \(3, 4\)",
+        ),
         (np.full((2, 2), np.nan), np.zeros((2, 2)), {}, ValueError, r"must be finite, got 4 NaN"),
-        (np.full((2, 2), 2.0), np.zeros((2, 2)), {}, ValueError,
-         r"probabilities in \[0, 1\], got values in \[2, 2\]; pass from_logits=True"),
+        (
+            np.full((2, 2), 2.0),
+            np.zeros((2, 2)),
+            {},
+            ValueError,
+            r"probabilities in \[0, 1\], got values in \[2, 2\]; pass from_logits=True",
+        ),
         (np.zeros((2, 2)), -np.ones((2, 2)), {}, ValueError, r"target must hold non-negative"),
         (np.zeros((2, 2)), np.full((2, 2), 0.5), {}, ValueError, r"target must hold integer"),
-        (np.zeros((2, 2)), np.zeros((2, 2)), {"loss": "hinge"}, ValueError,
-         r"unknown loss 'hinge'; available: bce, weighted_bce, dice, unet_ce"),
-        (np.zeros((2, 2)), np.zeros((2, 2)), {"loss": "dice", "alpha": 1}, TypeError,
-         r"unknown parameter\(s\) 'alpha' for loss 'dice'; it takes: smooth, gamma"),
-        (np.zeros((2, 2)), np.zeros((2, 2)), {"loss": "dice", "gamma": 0}, ValueError,
-         r"parameter 'gamma' of loss 'dice' must be > 0.0, got 0"),
-        (np.zeros((2, 2)), np.zeros((2, 2)), {"loss": "weighted_bce", "beta": "x"}, TypeError,
-         r"parameter 'beta' of loss 'weighted_bce' must be a number"),
-        (np.zeros((2, 2)), np.zeros((2, 2)), {"mask": np.ones((2, 3), bool)}, ValueError,
-         r"mask and target must have the same shape"),
-        (np.zeros((2, 2)), np.zeros((2, 2)), {"loss": "unet_ce", "sigma": -1}, ValueError,
-         r"parameter 'sigma' of loss 'unet_ce' must be > 0.0"),
+        (
+            np.zeros((2, 2)),
+            np.zeros((2, 2)),
+            {"loss": "hinge"},
+            ValueError,
+            r"unknown loss 'hinge'; available: bce, weighted_bce, dice, unet_ce",
+        ),
+        (
+            np.zeros((2, 2)),
+            np.zeros((2, 2)),
+            {"loss": "dice", "alpha": 1},
+            TypeError,
+            r"unknown parameter\(s\) 'alpha' for loss 'dice'; it takes: smooth, gamma",
+        ),
+        (
+            np.zeros((2, 2)),
+            np.zeros((2, 2)),
+            {"loss": "dice", "gamma": 0},
+            ValueError,
+            r"parameter 'gamma' of loss 'dice' must be > 0.0, got 0",
+        ),
+        (
+            np.zeros((2, 2)),
+            np.zeros((2, 2)),
+            {"loss": "weighted_bce", "beta": "x"},
+            TypeError,
+            r"parameter 'beta' of loss 'weighted_bce' must be a number",
+        ),
+        (
+            np.zeros((2, 2)),
+            np.zeros((2, 2)),
+            {"mask": np.ones((2, 3), bool)},
+            ValueError,
+            r"mask and target must have the same shape",
+        ),
+        (
+            np.zeros((2, 2)),
+            np.zeros((2, 2)),
+            {"loss": "unet_ce", "sigma": -1},
+            ValueError,
+            r"parameter 'sigma' of loss 'unet_ce' must be > 0.0",
+        ),
     ],
 )
 def test_bad_input_raises_clear_errors(pred, target, kwargs, error, match):

@@ -41,7 +41,7 @@ def test_module_equals_function(module, name, params):
 def test_module_validates_parameters_at_construction():
     with pytest.raises(TypeError, match="unknown parameter"):
         DiceLoss(beta=1)
-    with pytest.raises(ValueError, match="must be > 0.0"):
+    with pytest.raises(ValueError, match=r"must be > 0\.0"):
         UNetCELoss(sigma=0)
     assert "dice" in repr(DiceLoss())
 

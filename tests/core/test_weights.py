@@ -192,6 +192,5 @@ def test_bad_parameters(kwargs, error, match):
     background_only=st.booleans(),
 )
 def test_hypothesis_against_definition(lab, w0, sigma, background_only):
-    got = unet_weight_map(lab, w0=w0, sigma=sigma, background_only=background_only,
-                          device="cpu")
+    got = unet_weight_map(lab, w0=w0, sigma=sigma, background_only=background_only, device="cpu")
     _close(got, ref_weight_map(lab, w0, sigma, background_only=background_only), max(w0, 1))

@@ -165,8 +165,7 @@ def validate_labels(
         kind = labels.dtype.kind
         if kind not in "biuf":
             raise TypeError(
-                f"{name} must be an integer (or bool) array of label ids, "
-                f"got dtype {labels.dtype}"
+                f"{name} must be an integer (or bool) array of label ids, got dtype {labels.dtype}"
             )
     elif labels.dtype.is_complex:
         raise TypeError(f"{name} must be an integer (or bool) array, got dtype {labels.dtype}")
@@ -186,8 +185,7 @@ def validate_labels(
     t = t.to(torch.int64)
     if t.numel() and int(t.min()) < 0:
         raise ValueError(
-            f"{name} must hold non-negative ids (0 is background), "
-            f"got a minimum of {int(t.min())}"
+            f"{name} must hold non-negative ids (0 is background), got a minimum of {int(t.min())}"
         )
     return t
 
@@ -250,9 +248,7 @@ def validate_prediction(
         finite = torch.isfinite(t)
         if not bool(finite.all()):
             n_bad = int((~finite).sum())
-            raise ValueError(
-                f"{name} must be finite, got {n_bad} NaN or inf value(s)"
-            )
+            raise ValueError(f"{name} must be finite, got {n_bad} NaN or inf value(s)")
         if not from_logits:
             lo, hi = float(t.min()), float(t.max())
             if lo < 0.0 or hi > 1.0:

@@ -170,8 +170,12 @@ def two_nearest_sq(labels: np.ndarray, spacing, maxsq: float):
         step2 = float(spacing[ax]) ** 2
         if j == 0:
             lab2 = np.ascontiguousarray(labels.reshape(-1, labels.shape[-1]))
-            out = [np.empty(lab2.shape, np.int64), np.empty(lab2.shape, np.float64),
-                   np.empty(lab2.shape, np.int64), np.empty(lab2.shape, np.float64)]
+            out = [
+                np.empty(lab2.shape, np.int64),
+                np.empty(lab2.shape, np.float64),
+                np.empty(lab2.shape, np.int64),
+                np.empty(lab2.shape, np.float64),
+            ]
             first_pass(lab2, step2, maxsq, *out)
             state = [a.reshape(labels.shape) for a in out]
             continue

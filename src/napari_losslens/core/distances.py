@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from ._arrays import (
@@ -151,5 +150,3 @@ def cell_distances(
         labels, spacing=spacing, max_distance=max_distance, device=device, dtype=dtype
     )
     return d1, d2
-
-

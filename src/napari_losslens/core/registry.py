@@ -47,8 +47,8 @@ class LossParam:
         if self.kind in ("float", "int", "optional_float"):
             if value is None and self.kind == "optional_float":
                 return None
-            if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
-                value, "__float__"
+            if isinstance(value, bool) or (
+                not isinstance(value, (int, float)) and not hasattr(value, "__float__")
             ):
                 raise TypeError(
                     f"parameter {self.name!r} of loss {loss!r} must be a number, got {value!r}"
@@ -195,9 +195,7 @@ def get_loss(name: str) -> LossInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(
-            f"unknown loss {name!r}; available: {', '.join(_REGISTRY)}"
-        ) from None
+        raise ValueError(f"unknown loss {name!r}; available: {', '.join(_REGISTRY)}") from None
 
 
 def available_losses() -> dict[str, LossInfo]:
