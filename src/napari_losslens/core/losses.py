@@ -52,6 +52,9 @@ class LossContext:
         labels: the target as int64 ids (instance labels or a 0/1 mask).
         y: the binary target ``labels > 0`` in the prediction's dtype.
         mask: bool tensor of counted pixels, or None (all count).
+        multiclass: ``input`` has a leading class axis (``input.ndim == labels.ndim + 1``);
+            then p is the softmax over it (from logits) and ``labels`` holds class ids
+            (see :mod:`~napari_losslens.core.multiclass`).
     """
 
     def __init__(self, input, labels, from_logits: bool, mask, dtype: torch.dtype):
@@ -61,6 +64,7 @@ class LossContext:
         self.mask = mask
         self.dtype = dtype
         self.device = input.device
+        self.multiclass = input.ndim == labels.ndim + 1
         self.y = (labels > 0).to(dtype)
 
     @cached_property
@@ -70,7 +74,9 @@ class LossContext:
 
     @cached_property
     def p(self) -> torch.Tensor:
-        """The probability (sigmoid of the logits when ``from_logits``)."""
+        """The probability (sigmoid, or softmax over the class axis, of the logits)."""
+        if self.from_logits and self.multiclass:
+            return torch.softmax(self.input, dim=0)
         return torch.sigmoid(self.input) if self.from_logits else self.input
 
     @cached_property
@@ -81,15 +87,17 @@ class LossContext:
 
     @cached_property
     def log_p(self) -> torch.Tensor:
-        """log p, stable (−softplus(−x) from logits)."""
+        """log p, stable (−softplus(−x), or log_softmax, from logits)."""
+        if self.from_logits and self.multiclass:
+            return F.log_softmax(self.input, dim=0)
         if self.from_logits:
             return -F.softplus(-self.input)
         return torch.log(self.p_clamped)
 
     @cached_property
     def log_1mp(self) -> torch.Tensor:
-        """log(1 − p), stable (−softplus(x) from logits)."""
-        if self.from_logits:
+        """log(1 − p), stable (−softplus(x) from binary logits)."""
+        if self.from_logits and not self.multiclass:
             return -F.softplus(self.input)
         return torch.log1p(-self.p_clamped)
 
@@ -259,14 +267,22 @@ def _unet_ce(
 
 
 def _prepare(prediction, target, loss, from_logits, mask, device, params):
+    from .multiclass import check_classes, has_class_axis, resolve_multiclass
+
     info = get_loss(loss)
-    resolved = info.resolve_params(params)
-    check_same_shape(prediction, target, "prediction", "target")
+    multiclass = has_class_axis(prediction, target)  # a leading class axis
+    if multiclass:
+        info, resolved = resolve_multiclass(info, params)
+    else:
+        resolved = info.resolve_params(params)
+        check_same_shape(prediction, target, "prediction", "target")
     dev = resolve_device(device, prediction, target)
     dtype = result_dtype(prediction)
     labels = validate_labels(target, dev, name="target", ndims=None)
     pred = validate_prediction(prediction, dev, dtype, bool(from_logits))
     m = validate_mask(mask, tuple(labels.shape), dev)
+    if multiclass:
+        labels = check_classes(pred, labels, m)
     return info, resolved, LossContext(pred, labels, bool(from_logits), m, dtype)
 
 
@@ -403,3 +419,6 @@ def gradient_map(
     if grad is None:
         grad = torch.zeros_like(x)
     return to_caller(_zero_outside(ctx, grad), prediction)
+
+
+from . import survey_losses  # noqa: E402,F401  (registers the survey losses)

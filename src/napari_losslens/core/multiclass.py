@@ -1,0 +1,311 @@
+"""Multi-class segmentation: a prediction with a leading class axis.
+
+A prediction of shape ``(C, *spatial)`` (probabilities, or logits with ``from_logits=True``,
+to which a softmax over the class axis is applied) and a target of class ids of shape
+``spatial`` (0..C−1) go through the same public functions as binary ones:
+:func:`~napari_losslens.core.losses.loss_value`, ``loss_map`` and ``gradient_map``
+recognise the class axis by ``prediction.ndim == target.ndim + 1``.
+
+Losses that accept a class axis (:func:`multiclass_losses`):
+
+- ``ce``: softmax cross-entropy −w_y·log p_y per pixel, with optional class weights. With a
+  binary (same-shape) prediction it is the two-class case, i.e. BCE.
+- ``dice``, ``jaccard``, ``tversky``, ``focal``: the binary loss of each class against the
+  rest (p = p_c, y = [target == c]), then ``average``:
+
+  - ``"macro"`` (default): the mean of the per-class losses.
+  - ``"micro"``: for the region losses, TP, FP and FN (or the Dice sums) pooled over the
+    classes before the ratio is formed; for ``focal``, a pixel loss, the same as macro.
+  - ``None``: no average. :func:`~napari_losslens.core.losses.loss_map` keeps one map per
+    class, a ``(C, *spatial)`` stack; ``loss_value`` and ``gradient_map`` use the *sum* of
+    the per-class losses (so that they stay one scalar and its gradient);
+    :func:`class_losses` gives the per-class values themselves.
+
+Pixels outside ``mask`` may hold any id (e.g. 255 for "ignore"); counted pixels must hold
+ids below C. The maps: a pixel loss's map has the target's shape (the class mean of the
+per-class maps for ``focal``, or ``(C, *spatial)`` with ``average=None``); a region loss's
+map is its gradient with respect to the probabilities, of the prediction's shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ._arrays import ArrayLike, is_torch, to_caller
+from .losses import LossContext
+from .registry import LossInfo, LossParam, register_loss
+
+__all__ = [
+    "AVERAGES",
+    "check_average",
+    "class_losses",
+    "has_class_axis",
+    "multiclass_losses",
+]
+
+AVERAGES = ("macro", "micro", None)
+
+# binary losses applied class by class (``average`` applies to them)
+_PER_CLASS = ("dice", "jaccard", "tversky", "focal")
+
+
+def multiclass_losses() -> tuple[str, ...]:
+    """Names of the losses that accept a prediction with a leading class axis."""
+    return ("ce", *_PER_CLASS)
+
+
+def has_class_axis(prediction: ArrayLike, target: ArrayLike) -> bool:
+    """True when ``prediction`` has exactly one more (leading, class) axis than ``target``."""
+    return _ndim(prediction) == _ndim(target) + 1
+
+
+def _ndim(x: Any) -> int:
+    if hasattr(x, "ndim"):
+        return int(x.ndim)
+    import numpy as np
+
+    return int(np.ndim(x))
+
+
+def check_average(average: Any) -> str | None:
+    """Return ``average`` checked: ``"macro"``, ``"micro"`` or ``None``.
+
+    Raises:
+        ValueError: any other value.
+    """
+    if average is None or (isinstance(average, str) and average in ("macro", "micro")):
+        return average
+    raise ValueError(f"average must be 'macro', 'micro' or None, got {average!r}")
+
+
+def resolve_multiclass(info: LossInfo, params: dict[str, Any]):
+    """The loss to run on a multi-class prediction and its resolved parameters.
+
+    For a per-class loss, ``average`` is taken from ``params`` and the returned
+    :class:`~napari_losslens.core.registry.LossInfo` calls the binary loss class by class.
+
+    Raises:
+        ValueError: the loss takes no class axis, or a bad ``average``.
+        TypeError: an unknown parameter.
+    """
+    if info.name == "ce":
+        return info, info.resolve_params(params)
+    if info.name not in _PER_CLASS:
+        raise ValueError(
+            f"loss {info.name!r} does not accept a class axis (the prediction has one more "
+            f"axis than the target); losses that do: {', '.join(multiclass_losses())}"
+        )
+    params = dict(params)
+    average = check_average(params.pop("average", "macro"))
+    resolved = info.resolve_params(params)
+    return replace(info, func=partial(_per_class_loss, info, average)), resolved
+
+
+def check_classes(
+    prediction: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Check a ``(C, *spatial)`` prediction against a target of class ids.
+
+    Returns the labels with ids outside ``mask`` set to 0 (they do not count).
+
+    Raises:
+        ValueError: fewer than two classes, spatial shapes that differ, or a counted pixel
+            whose id is not below C.
+    """
+    n_classes = int(prediction.shape[0])
+    if tuple(prediction.shape[1:]) != tuple(labels.shape):
+        raise ValueError(
+            "a multi-class prediction (C, ...) must have the target's shape after its class "
+            f"axis, got {tuple(prediction.shape)} and {tuple(labels.shape)}"
+        )
+    if n_classes < 2:
+        raise ValueError(
+            f"a class axis needs at least 2 classes, got {n_classes}; for a binary "
+            "prediction drop the class axis"
+        )
+    if mask is not None:
+        labels = torch.where(mask, labels, torch.zeros_like(labels))
+    top = int(labels.max())
+    if top >= n_classes:
+        raise ValueError(
+            f"target holds class id {top} but the prediction has {n_classes} classes "
+            f"(ids 0..{n_classes - 1}); mask out ignored pixels with mask="
+        )
+    return labels
+
+
+def class_contexts(ctx: LossContext) -> list[LossContext]:
+    """One binary context per class: p = p_c, y = [labels == c], the same mask.
+
+    From logits, log p_c and log(1 − p_c) are the stable log-softmax terms
+    x_c − logsumexp(x) and logsumexp_{k≠c}(x_k) − logsumexp(x).
+    """
+    p = ctx.p
+    n_classes = p.shape[0]
+    out = []
+    lse = torch.logsumexp(ctx.input, 0) if ctx.from_logits else None
+    for c in range(n_classes):
+        sub = LossContext(p[c], (ctx.labels == c).long(), False, ctx.mask, ctx.dtype)
+        if ctx.from_logits:
+            x = ctx.input
+            # LossContext's log terms are cached properties: set the stable ones directly
+            sub.log_p = x[c] - lse
+            sub.log_1mp = torch.logsumexp(torch.cat([x[:c], x[c + 1 :]]), 0) - lse
+        out.append(sub)
+    return out
+
+
+def _one_hot(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    return torch.movedim(F.one_hot(labels, n_classes), -1, 0)
+
+
+def _per_class_loss(info: LossInfo, average: str | None, ctx: LossContext, **params):
+    """The binary loss ``info`` applied class by class, then averaged."""
+    if average == "micro" and info.kind == "region":
+        onehot = _one_hot(ctx.labels, ctx.p.shape[0])
+        mask = None if ctx.mask is None else ctx.mask.expand(onehot.shape)
+        pooled = LossContext(ctx.p, onehot, False, mask, ctx.dtype)
+        return info.func(pooled, **params)
+    values = torch.stack([info.func(sub, **params) for sub in class_contexts(ctx)])
+    if average is None:
+        return values if info.kind == "pixel" else values.sum()
+    return values.mean(0)
+
+
+def class_losses(
+    prediction: ArrayLike,
+    target: ArrayLike,
+    loss: str = "dice",
+    *,
+    from_logits: bool = False,
+    mask: ArrayLike | None = None,
+    device=None,
+    **params,
+):
+    """The loss of each class, a ``(C,)`` vector.
+
+    For a region loss, the loss of class c against the rest; for a pixel loss, the mean of
+    class c's per-pixel loss over the counted pixels. Their mean is ``loss_value(...,
+    average="macro")`` and their sum ``loss_value(..., average=None)``.
+
+    Args: as :func:`~napari_losslens.core.losses.loss_value`, with a ``(C, *spatial)``
+    prediction; ``loss`` one of the per-class losses (``dice``, ``jaccard``, ``tversky``,
+    ``focal``).
+
+    Returns:
+        numpy for numpy input, a tensor (with autograd) for torch input.
+
+    Example:
+        >>> import numpy as np
+        >>> p = np.array([[0.9, 0.2], [0.1, 0.8]])  # 2 classes, 2 pixels
+        >>> class_losses(p, np.array([0, 1]), "jaccard").round(4).tolist()
+        [0.1818, 0.1818]
+    """
+    from .losses import _prepare
+
+    if loss == "ce":
+        raise ValueError("class_losses applies to the per-class losses, not to 'ce'")
+    if not has_class_axis(prediction, target):
+        raise ValueError(
+            "class_losses needs a prediction with a leading class axis (one more axis "
+            f"than the target), got shapes {tuple(prediction.shape)} and "
+            f"{tuple(target.shape) if hasattr(target, 'shape') else ()}"
+        )
+    info, resolved, ctx = _prepare(
+        prediction, target, loss, from_logits, mask, device, {**params, "average": None}
+    )
+    base = info.func.args[0]  # the binary loss behind the per-class wrapper
+    values = []
+    for sub in class_contexts(ctx):
+        out = base.func(sub, **resolved)
+        values.append(sub.mean(out) if base.kind == "pixel" else out)
+    return to_caller(torch.stack(values), prediction)
+
+
+# --------------------------------------------------------------------------------------
+# Softmax cross-entropy
+# --------------------------------------------------------------------------------------
+
+
+def _class_weight_vector(
+    class_weights: Any, labels: torch.Tensor, n_classes: int, ctx: LossContext
+) -> torch.Tensor | None:
+    if class_weights is None:
+        return None
+    if isinstance(class_weights, str):
+        if class_weights.lower() != "balanced":
+            raise ValueError(
+                f"class_weights must be None, 'balanced' or one weight per class, got "
+                f"{class_weights!r}"
+            )
+        counted = labels if ctx.mask is None else labels[ctx.mask]
+        counts = torch.bincount(counted.flatten(), minlength=n_classes).to(ctx.dtype)
+        n = float(counted.numel())
+        w = torch.where(counts > 0, n / (n_classes * counts.clamp_min(1)), 0.0)
+        return w.to(ctx.device)
+    w = class_weights if is_torch(class_weights) else None
+    try:
+        values = [float(v) for v in (w.flatten().tolist() if w is not None else class_weights)]
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"class_weights must be None, 'balanced' or a sequence of numbers, got "
+            f"{class_weights!r}"
+        ) from err
+    if len(values) != n_classes:
+        raise ValueError(
+            f"class_weights must have one weight per class ({n_classes}), got {len(values)}"
+        )
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ValueError(f"class weights must be finite and >= 0, got {tuple(values)}")
+    return torch.tensor(values, dtype=ctx.dtype, device=ctx.device)
+
+
+@register_loss(
+    "ce",
+    title="Cross-entropy (softmax, multi-class)",
+    kind="pixel",
+    multiclass=True,
+    params=(
+        LossParam(
+            "class_weights",
+            None,
+            kind="class_weights",
+            description="None, 'balanced' or one weight per class (a pair when binary)",
+        ),
+    ),
+    formula=r"L(x) = -w_{y(x)} \log p_{y(x)}(x)",
+    reference="Jadon 2020 (cross-entropy); torch.nn.functional.cross_entropy",
+)
+def _ce(ctx: LossContext, class_weights) -> torch.Tensor:
+    r"""Softmax cross-entropy −w_y·log p_y per pixel.
+
+    .. math::
+
+        L(x) = -w_{y(x)} \log p_{y(x)}(x)
+
+    From logits, log p = log_softmax over the class axis (``torch.nn.functional.cross_entropy``
+    with ``reduction="none"``); from probabilities, log of p clamped to [ε, 1]. A binary
+    (same-shape) prediction is the two-class case (p_1 = p, p_0 = 1 − p): BCE.
+    ``class_weights="balanced"`` gives class c the weight N/(C·N_c) over the counted pixels
+    (0 for an absent class). The scalar loss is the mean over counted pixels,
+    Σ w_y(−log p_y)/N; ``torch.nn.functional.cross_entropy`` with weights instead divides
+    by Σ w_y.
+    """
+    if ctx.multiclass:
+        n_classes = int(ctx.input.shape[0])
+        labels = ctx.labels
+        log_py = ctx.log_p.gather(0, labels.unsqueeze(0)).squeeze(0)
+    else:
+        n_classes = 2
+        labels = (ctx.labels > 0).long()
+        log_py = ctx.y * ctx.log_p + (1.0 - ctx.y) * ctx.log_1mp
+    w = _class_weight_vector(class_weights, labels, n_classes, ctx)
+    if w is None:
+        return -log_py
+    return -w[labels] * log_py
