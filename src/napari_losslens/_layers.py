@@ -1,0 +1,405 @@
+"""The one layer adapter: napari layers to arrays, and results back into owned layers.
+
+The widget and the console API both go through here, so they produce the same layers with
+the same names, colormaps and marks. Output layers carry
+``layer.metadata["napari_losslens"] = {"role": ..., "source": ...}``; they are found by that
+mark (never by name), updated in place on every computation, and a user's layer is never
+touched, even one with the same name (napari then suffixes ours). The only thing written to
+an input layer is the per-object table in the ground-truth layer's ``features``, which is
+what napari shows when hovering over an object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._compute import ComputeResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = [
+    "OWNER",
+    "ROLES",
+    "STATS_COLUMNS",
+    "LayerInputs",
+    "apply_result",
+    "find_owned",
+    "is_owned",
+    "layer_inputs",
+    "resolve_input",
+]
+
+#: The key of the plugin's mark in ``layer.metadata``.
+OWNER = "napari_losslens"
+
+#: Output role -> name suffix.
+ROLES = {
+    "loss_map": "loss map",
+    "gradient_map": "gradient",
+    "weight_map": "weight map",
+    "d1": "d1",
+    "d2": "d2",
+    "errors": "errors",
+    "hot_spots": "hot-spots",
+}
+
+#: Columns this plugin writes into the ground-truth layer's ``features``.
+STATS_COLUMNS = ("area", "mean_loss", "total_loss", "dice", "iou", "mean_intensity")
+
+#: Colours of the error map: true positive, false positive, false negative.
+ERROR_COLORS = {
+    None: (0.0, 0.0, 0.0, 0.0),
+    0: (0.0, 0.0, 0.0, 0.0),
+    1: (0.25, 0.8, 0.3, 0.35),
+    2: (1.0, 0.2, 0.6, 0.9),
+    3: (0.2, 0.6, 1.0, 0.9),
+}
+ERROR_NAMES = ("true negative", "true positive", "false positive", "false negative")
+
+
+def _mark(layer) -> dict | None:
+    mark = layer.metadata.get(OWNER) if isinstance(layer.metadata, dict) else None
+    return mark if isinstance(mark, dict) else None
+
+
+def is_owned(layer) -> bool:
+    """True for a layer this plugin created (an output or an array input of the API)."""
+    return _mark(layer) is not None
+
+
+def find_owned(viewer: napari.Viewer, role: str, source: str | None = None):
+    """The plugin's layer with this role (and source layer name), or None."""
+    for layer in viewer.layers:
+        mark = _mark(layer)
+        if mark and mark.get("role") == role and (source is None or mark.get("source") == source):
+            return layer
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Layers -> arrays
+# --------------------------------------------------------------------------------------
+
+
+def _data(layer) -> Any:
+    data = layer.data
+    if getattr(layer, "multiscale", False):
+        data = data[0]
+    return data
+
+
+def resolve_input(viewer: napari.Viewer, value, role: str, kind: str):
+    """A layer from a layer, a layer name or an array (which becomes a plugin-owned layer).
+
+    ``kind`` is ``"labels"`` or ``"image"``. An array input is put into the layer the plugin
+    keeps for ``role`` (created the first time, updated in place afterwards).
+
+    Raises:
+        ValueError: no layer of that name.
+        TypeError: something that is neither a layer, a name nor an array.
+    """
+    import napari
+
+    if value is None:
+        return None
+    if isinstance(value, napari.layers.Layer):
+        return value
+    if isinstance(value, str):
+        if value not in viewer.layers:
+            names = ", ".join(repr(layer.name) for layer in viewer.layers) or "none"
+            raise ValueError(f"no layer named {value!r} in the viewer; layers: {names}")
+        return viewer.layers[value]
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if not hasattr(value, "shape"):
+        raise TypeError(
+            f"{role} must be a layer, a layer name or an array, got {type(value).__name__}"
+        )
+    data = np.asarray(value)
+    layer = find_owned(viewer, f"input:{role}")
+    if layer is not None and layer._type_string == kind:
+        layer.data = data
+        return layer
+    add = viewer.add_labels if kind == "labels" else viewer.add_image
+    return add(data, name=role, metadata={OWNER: {"role": f"input:{role}", "source": None}})
+
+
+@dataclass
+class LayerInputs:
+    """Arrays taken from layers, ready for a :class:`~napari_losslens._compute.ComputeRequest`.
+
+    ``index`` is the frame taken (leading indices) when only the current slice is used, and
+    ``()`` otherwise; ``full_shape`` is the labels layer's shape.
+    """
+
+    labels: np.ndarray
+    prediction: np.ndarray
+    image: np.ndarray | None
+    spacing: tuple[float, ...]
+    index: tuple[int, ...]
+    full_shape: tuple[int, ...]
+    source: Any
+
+
+def current_index(viewer: napari.Viewer, layer, n_leading: int) -> tuple[int, ...]:
+    """The viewer's current position along the layer's first ``n_leading`` axes."""
+    if n_leading <= 0:
+        return ()
+    point = np.asarray(viewer.dims.point, float)[-layer.ndim :]
+    data_pt = (point - np.asarray(layer.translate)) / np.asarray(layer.scale)
+    shape = np.shape(_data(layer))
+    return tuple(int(np.clip(np.round(data_pt[i]), 0, shape[i] - 1)) for i in range(n_leading))
+
+
+def layer_inputs(
+    labels_layer,
+    prediction_layer,
+    image_layer=None,
+    *,
+    viewer: napari.Viewer | None = None,
+    current_slice: bool = False,
+) -> LayerInputs:
+    """Arrays (copies of the part used, so painting cannot change them mid-computation)."""
+    lab = _data(labels_layer)
+    full_shape = tuple(np.shape(lab))
+    index: tuple[int, ...] = ()
+    if current_slice and len(full_shape) > 2 and viewer is not None:
+        index = current_index(viewer, labels_layer, len(full_shape) - 2)
+
+    def take(layer, labels: bool = False):
+        if layer is None:
+            return None
+        data = _data(layer)
+        if index and tuple(np.shape(data)) == full_shape:
+            data = data[index]
+        arr = np.array(data, copy=True)
+        if not labels and layer._type_string == "labels":
+            arr = (arr > 0).astype(np.float32)  # a mask used as the prediction
+        return arr
+
+    return LayerInputs(
+        labels=take(labels_layer, labels=True),
+        prediction=take(prediction_layer),
+        image=take(image_layer),
+        spacing=tuple(float(s) for s in labels_layer.scale)[len(index) :],
+        index=index,
+        full_shape=full_shape,
+        source=labels_layer,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Arrays -> owned layers
+# --------------------------------------------------------------------------------------
+
+
+def _diverging():
+    from napari.utils.colormaps import Colormap
+
+    return Colormap(
+        [[0.15, 0.45, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 0.3, 0.1, 1.0]],
+        name="losslens diverging",
+        display_name="losslens diverging",
+    )
+
+
+def _robust_limits(data: np.ndarray, signed: bool, floor: float | None = None):
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return (-1.0, 1.0) if signed else (0.0, 1.0)
+    if signed:
+        hi = float(np.percentile(np.abs(finite), 99.5))
+        hi = hi if hi > 0 else float(np.abs(finite).max()) or 1.0
+        return (-hi, hi)
+    lo = float(finite.min()) if floor is None else floor
+    hi = float(np.percentile(finite, 99.5))
+    if hi <= lo:
+        hi = float(finite.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    return (lo, hi)
+
+
+def _display(role: str, data: np.ndarray, signed: bool) -> dict[str, Any]:
+    if role in ("loss_map", "gradient_map") and (signed or role == "gradient_map"):
+        return {
+            "colormap": _diverging(),
+            "contrast_limits": _robust_limits(data, True),
+            "blending": "translucent",
+            "opacity": 0.9,
+        }
+    if role == "loss_map":
+        return {
+            "colormap": "inferno",
+            "contrast_limits": _robust_limits(data, False, floor=0.0),
+            "blending": "additive",
+            "opacity": 1.0,
+        }
+    if role == "weight_map":
+        lo = float(np.min(data)) if data.size else 0.0
+        return {
+            "colormap": "magma",
+            "contrast_limits": _robust_limits(data, False, floor=lo),
+            "blending": "additive",
+            "opacity": 1.0,
+        }
+    return {  # d1, d2
+        "colormap": "turbo",
+        "contrast_limits": _robust_limits(data, False, floor=0.0),
+        "blending": "translucent",
+        "opacity": 0.5,
+    }
+
+
+def _owned_kwargs(role: str, source) -> dict[str, Any]:
+    return {
+        "name": f"{source.name} {ROLES[role]}",
+        "metadata": {OWNER: {"role": role, "source": source.name}},
+        "scale": tuple(source.scale),
+        "translate": tuple(source.translate),
+    }
+
+
+def _place(layer, data: np.ndarray, index: tuple[int, ...], full_shape, dtype):
+    """The full array to show: ``data`` written at ``index`` (kept from the layer if it fits)."""
+    if not index:
+        return data, True
+    if layer is not None and tuple(layer.data.shape) == tuple(full_shape):
+        layer.data[index] = data
+        return layer.data, False
+    full = np.zeros(full_shape, dtype)
+    full[index] = data
+    return full, True
+
+
+def _upsert_image(viewer, role, source, data, index, full_shape, signed):
+    layer = find_owned(viewer, role, source.name)
+    full, replaced = _place(layer, data, index, full_shape, np.float32)
+    display = _display(role, data, signed)
+    if layer is None:
+        return viewer.add_image(full, **_owned_kwargs(role, source), **display)
+    if replaced:
+        layer.data = full
+    else:
+        layer.refresh()
+    layer.scale, layer.translate = tuple(source.scale), tuple(source.translate)
+    layer.colormap = display["colormap"]
+    layer.contrast_limits_range = display["contrast_limits"]
+    layer.contrast_limits = display["contrast_limits"]
+    return layer
+
+
+def _upsert_errors(viewer, source, data, index, full_shape):
+    import pandas as pd
+    from napari.utils.colormaps import DirectLabelColormap
+
+    layer = find_owned(viewer, "errors", source.name)
+    full, replaced = _place(layer, data, index, full_shape, np.uint8)
+    features = pd.DataFrame({"index": np.arange(4), "error": list(ERROR_NAMES)})
+    if layer is None:
+        return viewer.add_labels(
+            full,
+            colormap=DirectLabelColormap(color_dict=ERROR_COLORS),
+            features=features,
+            opacity=1.0,
+            blending="translucent",
+            **_owned_kwargs("errors", source),
+        )
+    if replaced:
+        layer.data = full
+    else:
+        layer.refresh()
+    layer.scale, layer.translate = tuple(source.scale), tuple(source.translate)
+    return layer
+
+
+def _upsert_hot_spots(viewer, source, spots, index):
+    import pandas as pd
+
+    layer = find_owned(viewer, "hot_spots", source.name)
+    ndim = source.ndim
+    lead = tuple(float(i) for i in index)
+    coords = np.array([lead + tuple(map(float, s.peak_position)) for s in spots], float)
+    coords = coords.reshape(len(spots), ndim)
+    features = pd.DataFrame(
+        {
+            "rank": np.array([s.rank for s in spots], int),
+            "peak": np.array([s.peak for s in spots], float),
+            "mean": np.array([s.mean for s in spots], float),
+            "total": np.array([s.total for s in spots], float),
+            "area": np.array([s.area for s in spots], int),
+        }
+    )
+    if layer is None:
+        return viewer.add_points(
+            coords,
+            ndim=ndim,
+            features=features,
+            size=14,
+            symbol="ring",
+            face_color="cyan",
+            border_width=0,
+            text={
+                "string": "{rank}",
+                "color": "cyan",
+                "size": 10,
+                "translation": (-10,) + (0,) * (ndim - 1),
+            },
+            **_owned_kwargs("hot_spots", source),
+        )
+    layer.data = coords
+    layer.features = features
+    layer.refresh_text()
+    layer.scale, layer.translate = tuple(source.scale), tuple(source.translate)
+    return layer
+
+
+def _write_stats(source, stats: dict[str, np.ndarray]) -> None:
+    """Put the per-object table into the ground-truth layer's ``features`` (merged)."""
+    import pandas as pd
+
+    ours = pd.DataFrame({k: np.asarray(v) for k, v in stats.items()})
+    old = source.features
+    if old is not None and len(old.columns):
+        old = old.drop(columns=[c for c in STATS_COLUMNS if c in old.columns])
+        if "index" not in old.columns:
+            old = old.assign(index=np.arange(len(old)))
+        if len(old.columns) > 1:
+            ours = old.merge(ours, on="index", how="outer")
+    source.features = ours.reset_index(drop=True)
+
+
+def apply_result(
+    viewer: napari.Viewer, inputs: LayerInputs, result: ComputeResult
+) -> dict[str, Any]:
+    """Write ``result`` into the plugin's layers; return them by role."""
+    source = inputs.source
+    index = tuple(inputs.index) + tuple(result.region)
+    layers: dict[str, Any] = {}
+    for role in ("weight_map", "d1", "d2", "gradient_map", "loss_map"):
+        if role in result.arrays:
+            layers[role] = _upsert_image(
+                viewer,
+                role,
+                source,
+                result.arrays[role],
+                index,
+                inputs.full_shape,
+                result.signed,
+            )
+    if "errors" in result.arrays:
+        layers["errors"] = _upsert_errors(
+            viewer, source, result.arrays["errors"], index, inputs.full_shape
+        )
+    if result.stats is not None:
+        _write_stats(source, result.stats)
+        layers["object_stats"] = source
+    if "hot_spots" in result.outputs:
+        layers["hot_spots"] = _upsert_hot_spots(
+            viewer, source, result.hot_spots, tuple(inputs.index)
+        )
+    return layers
