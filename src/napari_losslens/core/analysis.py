@@ -154,15 +154,23 @@ def object_stats(
         ([1, 2], [2.0, 5.0], [0.8, 0.0])
     """
     lab = _labels(labels)
-    ids, inverse, area = np.unique(lab.ravel(), return_inverse=True, return_counts=True)
-    keep = ids > 0
+    flat = lab.ravel()
+    top = int(flat.max())
+    if top <= 4 * flat.size:  # small ids: count directly
+        inverse = flat
+        area = np.bincount(flat, minlength=top + 1)
+        ids = np.arange(top + 1)
+        keep = (ids > 0) & (area > 0)
+    else:  # huge sparse ids: compress them first
+        ids, inverse, area = np.unique(flat, return_inverse=True, return_counts=True)
+        keep = ids > 0
     out: dict[str, np.ndarray] = {"index": ids[keep], "area": area[keep].astype(np.int64)}
     n = len(ids)
     if loss is not None:
         check_same_shape(labels, loss, "labels", "loss")
         lm = _numpy(loss, "loss").astype(np.float64, copy=False).ravel()
         total = np.bincount(inverse, weights=lm, minlength=n)
-        out["mean_loss"] = (total / area)[keep]
+        out["mean_loss"] = total[keep] / area[keep]
         out["total_loss"] = total[keep]
     if prediction is not None:
         check_same_shape(labels, prediction, "labels", "prediction")
@@ -173,15 +181,16 @@ def object_stats(
         inter = np.bincount(inverse, weights=fg.ravel(), minlength=n)
         # distinct (object, component) pairs that overlap
         both = (lab.ravel() > 0) & (comp.ravel() > 0)
-        pairs = np.unique(np.stack([inverse[both], comp.ravel()[both]]), axis=1)
-        pred_size = np.bincount(pairs[0], weights=comp_size[pairs[1]], minlength=n)
+        pair_code = np.unique(inverse[both].astype(np.int64) * (n_comp + 1) + comp.ravel()[both])
+        obj, cmp = np.divmod(pair_code, n_comp + 1)
+        pred_size = np.bincount(obj, weights=comp_size[cmp], minlength=n)
         area_k, inter_k, pred_k = area[keep], inter[keep], pred_size[keep]
         out["dice"] = 2.0 * inter_k / (area_k + pred_k)
         out["iou"] = inter_k / (area_k + pred_k - inter_k)
     if image is not None:
         check_same_shape(labels, image, "labels", "image")
         im = _numpy(image, "image").astype(np.float64, copy=False).ravel()
-        out["mean_intensity"] = (np.bincount(inverse, weights=im, minlength=n) / area)[keep]
+        out["mean_intensity"] = np.bincount(inverse, weights=im, minlength=n)[keep] / area[keep]
     return out
 
 
