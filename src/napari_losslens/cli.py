@@ -641,7 +641,9 @@ def _run_demo(shot: Path | None, args: argparse.Namespace) -> int:
         viewer.window.resize(args.width, args.height)
         viewer.open_sample("napari-losslens", "touching_nuclei")
         _, widget = viewer.window.add_plugin_dock_widget("napari-losslens", "Loss Lens")
-        started = widget.compute()
+        started = widget.compute()  # synchronous; a background worker is waited for too
+        if started is None and getattr(widget, "last_message", ""):
+            raise CliError(f"the Loss Lens widget could not compute: {widget.last_message}")
         _wait_for_compute(widget, started)
         if shot is None:
             napari.run()
