@@ -209,20 +209,41 @@ def _dice(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
     title="U-Net weighted cross-entropy (shape-aware)",
     kind="pixel",
     params=(
-        LossParam("w0", 10.0, description="weight of the border term", minimum=0.0,
-                  maximum=1e4),
-        LossParam("sigma", 5.0, description="width of the border term (spacing units)",
-                  minimum=0.0, maximum=1e4, exclusive_minimum=True),
-        LossParam("class_weights", None, kind="class_weights",
-                  description="None, 'balanced' or (w_background, w_foreground)"),
-        LossParam("background_only", True, kind="bool",
-                  description="add the border term on background pixels only"),
-        LossParam("separate_touching", False, kind="bool",
-                  description="open a one-pixel gap between touching cells first"),
-        LossParam("spacing", None, kind="spacing", description="pixel size per axis",
-                  gui=False),
-        LossParam("weight_map", None, kind="array",
-                  description="a precomputed weight map to use instead", gui=False),
+        LossParam("w0", 10.0, description="weight of the border term", minimum=0.0, maximum=1e4),
+        LossParam(
+            "sigma",
+            5.0,
+            description="width of the border term (spacing units)",
+            minimum=0.0,
+            maximum=1e4,
+            exclusive_minimum=True,
+        ),
+        LossParam(
+            "class_weights",
+            None,
+            kind="class_weights",
+            description="None, 'balanced' or (w_background, w_foreground)",
+        ),
+        LossParam(
+            "background_only",
+            True,
+            kind="bool",
+            description="add the border term on background pixels only",
+        ),
+        LossParam(
+            "separate_touching",
+            False,
+            kind="bool",
+            description="open a one-pixel gap between touching cells first",
+        ),
+        LossParam("spacing", None, kind="spacing", description="pixel size per axis", gui=False),
+        LossParam(
+            "weight_map",
+            None,
+            kind="array",
+            description="a precomputed weight map to use instead",
+            gui=False,
+        ),
     ),
     formula=r"L(x) = -w(x)\,[\,y \log p + (1 - y)\log(1 - p)\,]",
     reference="Ronneberger et al. 2015, eq. (1)-(2); Jadon 2020 (shape-aware loss)",
@@ -286,6 +307,12 @@ def _prepare(prediction, target, loss, from_logits, mask, device, params):
     return info, resolved, LossContext(pred, labels, bool(from_logits), m, dtype)
 
 
+def _any_dask(*arrays) -> bool:
+    from .chunked import is_dask
+
+    return any(is_dask(a) for a in arrays)
+
+
 def _zero_outside(ctx: LossContext, x: torch.Tensor) -> torch.Tensor:
     if ctx.mask is None:
         return x
@@ -337,6 +364,12 @@ def loss_value(
         >>> round(loss_value(np.array([0.5, 0.5]), np.array([0, 1])), 6)
         0.693147
     """
+    if _any_dask(prediction, target, mask):
+        from .chunked import loss_value_dask
+
+        return loss_value_dask(
+            prediction, target, loss, from_logits=from_logits, mask=mask, device=device, **params
+        )
     info, resolved, ctx = _prepare(prediction, target, loss, from_logits, mask, device, params)
     value = _value(info, ctx, resolved)
     if is_torch(prediction):
@@ -373,6 +406,12 @@ def loss_map(
         >>> loss_map(np.array([0.5, 0.9]), np.array([1, 1])).round(4).tolist()
         [0.6931, 0.1054]
     """
+    if _any_dask(prediction, target, mask):
+        from .chunked import loss_map_dask
+
+        return loss_map_dask(
+            prediction, target, loss, from_logits=from_logits, mask=mask, device=device, **params
+        )
     info, resolved, ctx = _prepare(prediction, target, loss, from_logits, mask, device, params)
     if info.kind == "pixel":
         out = _zero_outside(ctx, info.func(ctx, **resolved))
@@ -410,6 +449,19 @@ def gradient_map(
         >>> gradient_map(np.array([0.0, 0.0]), np.array([0, 1]), from_logits=True).tolist()
         [0.25, -0.25]
     """
+    if _any_dask(prediction, target, mask):
+        from .chunked import loss_map_dask
+
+        return loss_map_dask(
+            prediction,
+            target,
+            loss,
+            from_logits=from_logits,
+            mask=mask,
+            device=device,
+            gradient=True,
+            **params,
+        )
     info, resolved, ctx = _prepare(prediction, target, loss, from_logits, mask, device, params)
     x = ctx.input.detach().clone().requires_grad_(True)
     with torch.enable_grad():

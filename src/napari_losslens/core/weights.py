@@ -77,6 +77,8 @@ def cutoff_radius(w0: float, sigma: float, eps: float | None = None) -> float:
         return 0.0
     if eps is None:
         eps = BORDER_EPS * w0
+        if eps == 0.0:  # w0 so small (subnormal) that its 1e-5 underflows: no border
+            return 0.0
     if eps <= 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     if w0 <= eps:
@@ -299,7 +301,9 @@ def unet_weight_map(
 
     Returns:
         The weight map, of ``labels.shape``: numpy for numpy input, a tensor on the compute
-        device for torch input.
+        device for torch input, and a lazy dask array for a dask array (computed blockwise
+        with a halo of the cutoff radius, equal to the in-memory result; see
+        :mod:`~napari_losslens.core.chunked`).
 
     Raises:
         ValueError: bad labels, spacing, ``w0 < 0``, ``sigma <= 0``, class weights, device.
@@ -311,6 +315,22 @@ def unet_weight_map(
         >>> round(float(w[2, 4]), 4)  # the gap pixel: 1 + 10·exp(-(1+1)²/50)
         10.2312
     """
+    from .chunked import is_dask
+
+    if is_dask(labels):
+        from .chunked import unet_weight_map_dask
+
+        return unet_weight_map_dask(
+            labels,
+            w0=w0,
+            sigma=sigma,
+            class_weights=class_weights,
+            spacing=spacing,
+            background_only=background_only,
+            separate_touching=separate_touching,
+            device=device,
+            dtype=dtype,
+        )
     w0, sigma = _check_w0_sigma(w0, sigma)
     _parse_class_weights(class_weights)
     dev = resolve_device(device, labels)

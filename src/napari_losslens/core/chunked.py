@@ -1,0 +1,388 @@
+"""Chunked computation on dask arrays: the same results as in one piece, in bounded memory.
+
+Weight map. The border term vanishes (below ε = 1e-5·w0) beyond the cutoff
+R = σ·√(2·ln(w0/ε)) (:func:`~napari_losslens.core.weights.cutoff_radius`). Every cell point
+within R of a pixel lies within ``ceil(R / spacing_i)`` pixels of it along each axis, so a
+block grown by that halo (``dask.array.map_overlap``) holds every cell that can matter for its
+interior, at its true distance: the block's weight map is exactly the whole image's there.
+Global quantities (the pixel counts of ``class_weights="balanced"``) come from a first pass.
+
+Loss maps. Every loss is a function of elementwise terms and of sums over the counted pixels
+(``LossContext.sum``). A first pass collects each block's sums and adds them up; the second
+pass evaluates each block with the global sums in place of its own, so values are the global
+ones and gradients (region losses' maps) are exact: inside a block,
+``sum(x) = S_global + (x.sum() − x.sum().detach())`` has the value of the global sum and the
+gradient of the local one. Losses that need distance maps of the whole target or prediction
+(those that take ``spacing``, except ``unet_ce``, whose weight map is itself chunked) are
+refused with a message saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._arrays import validate_spacing
+
+__all__ = ["is_dask", "loss_map_dask", "loss_value_dask", "unet_weight_map_dask"]
+
+
+def is_dask(x: object) -> bool:
+    """True for a dask array (without importing dask when it is not loaded)."""
+    mod = type(x).__module__
+    return mod.startswith("dask.") and hasattr(x, "chunks")
+
+
+def _halo(radius: float, spacing: tuple[float, ...], extra: int = 0) -> tuple[int, ...]:
+    return tuple(math.ceil(radius / s) + 1 + extra for s in spacing)
+
+
+def unet_weight_map_dask(
+    labels,
+    *,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    class_weights=None,
+    spacing=None,
+    background_only: bool = True,
+    separate_touching: bool = False,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+):
+    """:func:`~napari_losslens.core.weights.unet_weight_map` of a dask array, blockwise.
+
+    Returns a lazy dask array of float32 (float64 with ``dtype=torch.float64``) with the
+    labels' chunks; each block is computed with a halo of the cutoff radius, so the result
+    equals the in-memory computation. ``class_weights="balanced"`` triggers one eager pass
+    that counts foreground pixels.
+    """
+
+    from .weights import (
+        _check_w0_sigma,
+        _parse_class_weights,
+        cutoff_radius,
+        separate_touching_cells,
+        unet_weight_map,
+    )
+
+    w0, sigma = _check_w0_sigma(w0, sigma)
+    cw = _parse_class_weights(class_weights)
+    if labels.ndim not in (2, 3):
+        raise ValueError(
+            f"labels must be 2D or 3D (all axes spatial), got {labels.ndim}D with shape "
+            f"{labels.shape}"
+        )
+    sp = validate_spacing(spacing, labels.ndim)
+    lab = labels
+    if separate_touching:
+        lab = lab.map_overlap(
+            separate_touching_cells, depth=1, boundary="none", dtype=lab.dtype, trim=True
+        )
+    if cw == "balanced":
+        n = int(np.prod(lab.shape))
+        n_fg = int((lab > 0).sum().compute())
+        n_bg = n - n_fg
+        cw = (n / (2.0 * n_bg) if n_bg else 0.0, n / (2.0 * n_fg) if n_fg else 0.0)
+    depth = _halo(cutoff_radius(w0, sigma), sp)
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+
+    def block(b):
+        return unet_weight_map(
+            np.asarray(b),
+            w0=w0,
+            sigma=sigma,
+            class_weights=cw,
+            spacing=sp,
+            background_only=background_only,
+            separate_touching=False,
+            device=device if device is not None else "cpu",
+            dtype=dtype,
+        ).astype(np_dtype, copy=False)
+
+    depth = {i: min(d, s) for i, (d, s) in enumerate(zip(depth, lab.shape, strict=True))}
+    return lab.map_overlap(block, depth=depth, boundary="none", dtype=np_dtype, trim=True)
+
+
+class _RecordingContext:
+    """Mixin: ``sum`` records each block sum and returns the global value of the previous
+    pass (a placeholder of 1 in the first pass).
+
+    The placeholder (not the block's value) keeps every loss on its generic path in the
+    first pass (no "0/0" branch taken because one block happens to be empty), so that all
+    blocks call the same sums in the same order. Passes repeat until the sums stop changing:
+    a loss whose summands depend on earlier sums (e.g. label-frequency weights) needs two.
+    """
+
+    def __init__(self, *args, sums=None, total_count=1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recorded: list[float] = []
+        self._sums = None if sums is None else list(sums)
+        self._total_count = total_count
+
+    def sum(self, x):
+        i = len(self.recorded)
+        self.recorded.append(float(super().sum(x).detach().double()))
+        if self._sums is None or i >= len(self._sums):
+            return torch.ones((), dtype=x.dtype, device=x.device)
+        return torch.tensor(self._sums[i], dtype=x.dtype, device=x.device)
+
+    @property
+    def count(self):
+        return self._total_count
+
+    def mean(self, x):
+        return self.sum(x) / self._total_count
+
+
+class _GlobalContext:
+    """Mixin: ``sum`` has the global value and the local gradient; ``count`` is global."""
+
+    def __init__(self, *args, sums=(), total_count=1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sums = list(sums)
+        self._i = 0
+        self._total_count = total_count
+
+    def sum(self, x):
+        local = super().sum(x)
+        if self._i >= len(self._sums):
+            raise RuntimeError("a loss called more sums than in the first pass")
+        g = torch.tensor(self._sums[self._i], dtype=local.dtype, device=local.device)
+        self._i += 1
+        return g + (local - local.detach())
+
+    @property
+    def count(self):
+        return self._total_count
+
+    def mean(self, x):
+        return self.sum(x) / self._total_count
+
+
+def _context_classes():
+    from .losses import LossContext
+
+    class Recording(_RecordingContext, LossContext):
+        pass
+
+    class Global(_GlobalContext, LossContext):
+        pass
+
+    return Recording, Global
+
+
+def _prepare_dask(prediction, target, loss, mask, params):
+    import dask.array as da
+
+    from .registry import get_loss
+
+    info = get_loss(loss)
+    resolved = info.resolve_params(params)
+    if info.multiclass and prediction.ndim == target.ndim + 1:
+        raise ValueError("multi-class predictions are not supported on dask arrays yet")
+    takes_spacing = any(p.kind == "spacing" for p in info.params)
+    if takes_spacing and info.name != "unet_ce":
+        raise ValueError(
+            f"loss {info.name!r} needs distance maps of the whole image and cannot be "
+            "computed blockwise; pass NumPy arrays (or compute the dask arrays first)"
+        )
+    if tuple(prediction.shape) != tuple(target.shape):
+        raise ValueError(
+            f"prediction and target must have the same shape, got {tuple(prediction.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    pred = da.asarray(prediction)
+    tgt = da.asarray(target).rechunk(pred.chunks)
+    arrays = [pred, tgt]
+    if mask is not None:
+        arrays.append(da.asarray(mask).rechunk(pred.chunks))
+    if info.name == "unet_ce":
+        w = resolved.pop("weight_map")
+        if w is None:
+            w = unet_weight_map_dask(
+                target,
+                **{
+                    k: resolved[k]
+                    for k in (
+                        "w0",
+                        "sigma",
+                        "class_weights",
+                        "spacing",
+                        "background_only",
+                        "separate_touching",
+                    )
+                },
+            )
+        arrays.append(da.asarray(w).rechunk(pred.chunks))
+    return info, resolved, arrays, mask is not None
+
+
+def _block_context(cls, blocks, has_mask, from_logits, device, extra_kwargs):
+    from ._arrays import (
+        resolve_device,
+        result_dtype,
+        validate_labels,
+        validate_prediction,
+    )
+
+    p, t = blocks[0], blocks[1]
+    dev = resolve_device(device if device is not None else "cpu")
+    dtype = result_dtype(p)
+    labels = validate_labels(np.asarray(t), dev, name="target", ndims=None)
+    pred = validate_prediction(np.asarray(p), dev, dtype, bool(from_logits))
+    m = None
+    if has_mask:
+        m = torch.from_numpy(np.ascontiguousarray(blocks[2])).to(dev).to(torch.bool)
+    return cls(pred, labels, bool(from_logits), m, dtype, **extra_kwargs)
+
+
+def _first_pass(info, resolved, arrays, has_mask, from_logits, device, max_passes=4):
+    """Global sums of the loss over all blocks, iterated to a fixed point."""
+    import dask
+
+    Recording, _ = _context_classes()
+    n_fixed = 3 if has_mask else 2
+    delayed = [a.to_delayed().ravel() for a in arrays]
+
+    def block_sums(sums, total, *blocks):
+        ctx = _block_context(
+            Recording,
+            blocks,
+            has_mask,
+            from_logits,
+            device,
+            {"sums": sums, "total_count": total},
+        )
+        kw = dict(resolved)
+        if info.name == "unet_ce":
+            kw["weight_map"] = np.asarray(blocks[n_fixed])
+        with torch.no_grad():
+            info.func(ctx, **kw)
+        counted = int(np.count_nonzero(blocks[2])) if has_mask else int(np.asarray(blocks[0]).size)
+        return np.asarray(ctx.recorded, np.float64), counted
+
+    sums, total = None, 1
+    for _ in range(max_passes):
+        tasks = [
+            dask.delayed(block_sums)(sums, total, *blocks) for blocks in zip(*delayed, strict=True)
+        ]
+        results = dask.compute(*tasks)
+        lengths = {len(r[0]) for r in results}
+        if len(lengths) != 1:
+            raise RuntimeError(f"loss {info.name!r} called different numbers of sums per block")
+        total = sum(r[1] for r in results)
+        if total == 0:
+            raise ValueError("mask excludes every pixel: at least one pixel must count")
+        new = np.sum([r[0] for r in results], axis=0) if lengths != {0} else np.zeros(0)
+        if sums is not None and len(new) == len(sums) and np.array_equal(new, sums):
+            break
+        sums = new
+    return sums, total
+
+
+def loss_map_dask(
+    prediction,
+    target,
+    loss: str = "bce",
+    *,
+    from_logits: bool = False,
+    mask=None,
+    device=None,
+    gradient: bool = False,
+    **params: Any,
+):
+    """:func:`~napari_losslens.core.losses.loss_map` of dask arrays, blockwise.
+
+    With ``gradient=True``, :func:`~napari_losslens.core.losses.gradient_map` instead.
+
+    One eager pass gathers the global sums a loss needs (class fractions, region sums); the
+    map itself is returned as a lazy dask array with the prediction's chunks, equal to the
+    in-memory map.
+    """
+    info, resolved, arrays, has_mask = _prepare_dask(prediction, target, loss, mask, params)
+    sums, total = _first_pass(info, resolved, arrays, has_mask, from_logits, device)
+    _, Global = _context_classes()
+    n_fixed = 3 if has_mask else 2
+    out_dtype = np.float64 if np.dtype(arrays[0].dtype) == np.float64 else np.float32
+
+    def block_map(*blocks):
+        ctx = _block_context(
+            Global,
+            blocks,
+            has_mask,
+            from_logits,
+            device,
+            {"sums": sums, "total_count": total},
+        )
+        kw = dict(resolved)
+        if info.name == "unet_ce":
+            kw["weight_map"] = np.asarray(blocks[n_fixed])
+        if gradient:
+            # d(loss_value)/d(input), as gradient_map: w.r.t. logits when from_logits
+            x = ctx.input.detach().requires_grad_(True)
+            leaf = Global(
+                x, ctx.labels, ctx.from_logits, ctx.mask, ctx.dtype, sums=sums, total_count=total
+            )
+            with torch.enable_grad():
+                value = info.func(leaf, **kw)
+                if info.kind == "pixel":  # the mean's gradient: local terms / global count
+                    if ctx.mask is not None:
+                        value = torch.where(ctx.mask, value, torch.zeros_like(value))
+                    value = value.sum() / total
+                (out,) = torch.autograd.grad(value, x, allow_unused=True)
+            if out is None:
+                out = torch.zeros_like(x)
+        elif info.kind == "pixel":
+            with torch.no_grad():
+                out = info.func(ctx, **kw)
+        else:
+            p = ctx.p.detach().requires_grad_(True)
+            prob_ctx = Global(
+                p, ctx.labels, False, ctx.mask, ctx.dtype, sums=sums, total_count=total
+            )
+            with torch.enable_grad():
+                value = info.func(prob_ctx, **kw)
+                (out,) = torch.autograd.grad(value, p, allow_unused=True)
+            if out is None:
+                out = torch.zeros_like(p)
+        if ctx.mask is not None:
+            out = torch.where(ctx.mask, out, torch.zeros_like(out))
+        return out.detach().cpu().numpy().astype(out_dtype, copy=False)
+
+    return arrays[0].map_blocks(block_map, *arrays[1:], dtype=out_dtype)
+
+
+def loss_value_dask(
+    prediction,
+    target,
+    loss: str = "bce",
+    *,
+    from_logits=False,
+    mask=None,
+    device=None,
+    **params,
+) -> float:
+    """:func:`~napari_losslens.core.losses.loss_value` of dask arrays (streams over blocks)."""
+    import dask.array as da
+
+    info, resolved, arrays, has_mask = _prepare_dask(prediction, target, loss, mask, params)
+    if info.kind == "pixel":
+        m = loss_map_dask(
+            prediction, target, loss, from_logits=from_logits, mask=mask, device=device, **params
+        )
+        total = int(da.asarray(mask).sum().compute()) if has_mask else int(np.prod(m.shape))
+        return float(m.sum(dtype=np.float64).compute()) / total
+    sums, total = _first_pass(info, resolved, arrays, has_mask, from_logits, device)
+    _, Global = _context_classes()
+    first = [a.blocks[(0,) * a.ndim].compute() for a in arrays]
+    ctx = _block_context(
+        Global, first, has_mask, from_logits, device, {"sums": sums, "total_count": total}
+    )
+    kw = dict(resolved)
+    if info.name == "unet_ce":
+        kw["weight_map"] = first[3 if has_mask else 2]
+    with torch.no_grad():
+        return float(info.func(ctx, **kw))
