@@ -651,12 +651,13 @@ class LossLensWidget(Container):
         for axis in range(nd):
             if axis + offset not in displayed:
                 viewer.dims.set_point(axis + offset, centre[axis])
-        viewer.camera.center = tuple(centre[[a - offset for a in displayed if a >= offset]])
+        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+        camera.center = tuple(centre[[a - offset for a in displayed if a >= offset]])
         start = np.asarray(lead + spot.bbox[0], float)
         stop = np.asarray(tuple(v + 1 for v in lead) + spot.bbox[1], float)
         extent = float(np.max(((stop - start) * scale)[-2:]))
-        canvas = getattr(viewer, "_canvas_size", (600, 600))
-        viewer.camera.zoom = 0.25 * min(canvas) / max(extent, 10.0 * float(scale[-1]))
+        canvas = tuple(getattr(getattr(viewer, "canvas", None), "size", (600, 600)))
+        camera.zoom = 0.25 * min(canvas) / max(extent, 10.0 * float(scale[-1]))
         self.hotspot_info.value = (
             f"hot-spot {i + 1}/{len(spots)}: peak {spot.peak:.3g}, mean {spot.mean:.3g}, "
             f"{spot.area} px"
