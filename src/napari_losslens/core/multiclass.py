@@ -205,7 +205,7 @@ def class_losses(
         >>> import numpy as np
         >>> p = np.array([[0.9, 0.2], [0.1, 0.8]])  # 2 classes, 2 pixels
         >>> class_losses(p, np.array([0, 1]), "jaccard").round(4).tolist()
-        [0.1818, 0.1818]
+        [0.25, 0.2727]
     """
     from .losses import _prepare
 

@@ -31,6 +31,13 @@ Conventions where the literature varies (each is repeated in the loss's docstrin
 
 References: S. Jadon, "A survey of loss functions for semantic segmentation", IEEE CIBCB
 2020, and the original papers cited on each loss.
+
+Example:
+    >>> import numpy as np
+    >>> from napari_losslens.core import loss_value
+    >>> p, y = np.array([0.9, 0.2]), np.array([1, 0])
+    >>> round(loss_value(p, y, "jaccard"), 4), round(loss_value(p, y, "tversky", beta=0.9), 4)
+    (0.25, 0.1743)
 """
 
 from __future__ import annotations
