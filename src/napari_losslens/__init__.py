@@ -27,12 +27,17 @@ _CORE = (
     "two_nearest_cells",
 )
 
-__all__ = ["__version__", *_CORE]
+# the console API (napari_losslens.api): napari is imported only when these are called
+_API = ("InspectResult", "inspect", "show")
+
+__all__ = ["__version__", *_CORE, *_API]
 
 
 def __getattr__(name: str):
     if name in _CORE:
         return getattr(importlib.import_module("napari_losslens.core"), name)
+    if name in _API:
+        return getattr(importlib.import_module("napari_losslens.api"), name)
     raise AttributeError(f"module 'napari_losslens' has no attribute {name!r}")
 
 
