@@ -194,3 +194,86 @@ def test_bad_parameters(kwargs, error, match):
 def test_hypothesis_against_definition(lab, w0, sigma, background_only):
     got = unet_weight_map(lab, w0=w0, sigma=sigma, background_only=background_only, device="cpu")
     _close(got, ref_weight_map(lab, w0, sigma, background_only=background_only), max(w0, 1))
+
+
+@pytest.mark.parametrize("tile_voxels", [500, 2000])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"class_weights": "balanced", "separate_touching": True}, {"background_only": False}],
+)
+def test_tiles_equal_one_piece(tile_voxels, kwargs):
+    lab = touching_cells((70, 64), 24, 8.0, seed=23)
+    whole = unet_weight_map(lab, device="cpu", **kwargs)
+    tiled = unet_weight_map(lab, device="cpu", tile_voxels=tile_voxels, sigma=5, **kwargs)
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_tiles_equal_one_piece_3d_anisotropic():
+    lab = touching_cells((16, 40, 36), 16, 6.0, spacing=(2, 1, 1), seed=24)
+    whole = unet_weight_map(lab, spacing=(2, 1, 1), sigma=3, device="cpu")
+    tiled = unet_weight_map(lab, spacing=(2, 1, 1), sigma=3, device="cpu", tile_voxels=4000)
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_tile_voxels_must_be_positive():
+    with pytest.raises(ValueError, match="tile_voxels must be a positive number of voxels"):
+        unet_weight_map(np.zeros((4, 4), int), tile_voxels=0, device="cpu")
+
+
+def test_out_of_memory_retries_in_tiles_then_on_cpu(monkeypatch):
+    """Simulated GPU: a fake 'cuda' device whose distance kernel fails above a size."""
+    from napari_losslens.core import weights
+
+    lab = touching_cells((60, 60), 16, 8.0, seed=25)
+    want = unet_weight_map(lab, sigma=2, device="cpu")
+    real = weights._two_nearest
+    calls = []
+
+    def fake_two_nearest(t, sp, maxsq, limit):
+        calls.append(t.numel())
+        if t.numel() > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(t, sp, maxsq)
+
+    monkeypatch.setattr(weights, "resolve_device", lambda *a: torch.device("cuda"))
+    monkeypatch.setattr(
+        weights,
+        "validate_labels",
+        lambda x, dev, **k: torch.from_numpy(np.ascontiguousarray(x)).to(torch.int64),
+    )
+    monkeypatch.setattr(torch, "empty", _cpu_only(torch.empty))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    # 1) fails whole, succeeds in tiles
+    monkeypatch.setattr(weights, "_two_nearest", lambda t, sp, m: fake_two_nearest(t, sp, m, 2500))
+    with pytest.warns(
+        ResourceWarning, match="ran out of GPU memory on cuda; it finished in tiles"
+    ):
+        got = weights.unet_weight_map(lab, sigma=2, tile_voxels=4000)
+    np.testing.assert_array_equal(got, want)
+    assert calls[0] > 2500 and max(calls[1:]) <= 2500
+    # 2) fails in tiles too: falls back to the CPU (where the fake 'cuda' kernel is not used)
+    state = {"cpu": False}
+
+    def two_nearest_cpu_aware(t, sp, m):
+        if state["cpu"]:
+            return real(t, sp, m)
+        return fake_two_nearest(t, sp, m, 0)
+
+    monkeypatch.setattr(weights, "_two_nearest", two_nearest_cpu_aware)
+    orig_tiled = weights._weight_map_tiled
+
+    def tiled(labels, dev, *args):
+        state["cpu"] = dev.type == "cpu"
+        return orig_tiled(labels, dev, *args)
+
+    monkeypatch.setattr(weights, "_weight_map_tiled", tiled)
+    with pytest.warns(ResourceWarning, match="computed the map on the CPU instead"):
+        got = weights.unet_weight_map(lab, sigma=2, tile_voxels=4000)
+    np.testing.assert_array_equal(got, want)
+
+
+def _cpu_only(fn):
+    def wrapper(*args, device=None, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper

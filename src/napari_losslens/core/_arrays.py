@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "ArrayLike",
+    "check_label_array",
     "check_same_shape",
     "is_torch",
     "resolve_device",
@@ -142,6 +143,30 @@ def _ndim_check(shape: tuple[int, ...], name: str, ndims: Sequence[int] | None) 
         )
     if any(s == 0 for s in shape):
         raise ValueError(f"{name} must not be empty, got shape {shape}")
+
+
+def check_label_array(
+    labels: ArrayLike, name: str = "labels", ndims: Sequence[int] | None = (2, 3)
+) -> tuple[int, ...]:
+    """Cheap checks of a label array's kind and shape (no conversion, no pass over values).
+
+    Returns the shape. The values are checked by :func:`validate_labels`, tile by tile.
+    """
+    if is_torch(labels):
+        if labels.dtype.is_complex:
+            raise TypeError(f"{name} must be an integer (or bool) array, got dtype {labels.dtype}")
+    else:
+        dt = getattr(labels, "dtype", None)
+        if dt is None:
+            labels = np.asarray(labels)
+            dt = labels.dtype
+        if np.dtype(dt).kind not in "biuf":
+            raise TypeError(
+                f"{name} must be an integer (or bool) array of label ids, got dtype {dt}"
+            )
+    shape = _shape(labels)
+    _ndim_check(shape, name, ndims)
+    return shape
 
 
 def validate_labels(

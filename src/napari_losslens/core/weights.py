@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
+import numpy as np
 import torch
 
 from ._arrays import (
     ArrayLike,
+    check_label_array,
     check_same_shape,
     is_torch,
     resolve_device,
@@ -207,7 +210,6 @@ def separate_touching_cells(labels: ArrayLike):
     out = _separate_touching(lab)
     if is_torch(labels):
         return out.to(labels.dtype)
-    import numpy as np
 
     return out.numpy().astype(np.asarray(labels).dtype, copy=False)
 
@@ -264,6 +266,7 @@ def unet_weight_map(
     separate_touching: bool = False,
     device=None,
     dtype: torch.dtype = torch.float32,
+    tile_voxels: int | None = None,
 ):
     """The U-Net weight map of Ronneberger et al. 2015 for an instance label image.
 
@@ -298,6 +301,10 @@ def unet_weight_map(
             separated labels.
         device: ``None``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         dtype: result dtype, float32 by default.
+        tile_voxels: arrays larger than this (default 2**23 voxels) are computed tile by
+            tile, each with a halo of the cutoff radius: the same result in bounded working
+            memory. On a GPU that runs out of memory the work is retried in smaller tiles,
+            then on the CPU, each time with a ``ResourceWarning`` that says so.
 
     Returns:
         The weight map, of ``labels.shape``: numpy for numpy input, a tensor on the compute
@@ -332,26 +339,142 @@ def unet_weight_map(
             dtype=dtype,
         )
     w0, sigma = _check_w0_sigma(w0, sigma)
-    _parse_class_weights(class_weights)
+    cw = _parse_class_weights(class_weights)
     dev = resolve_device(device, labels)
-    lab = validate_labels(labels, dev)
-    sp = validate_spacing(spacing, lab.ndim)
-    if separate_touching:
-        lab = _separate_touching(lab)
+    if not is_torch(labels) and not hasattr(labels, "shape"):
+        labels = np.asarray(labels)  # nested lists; arrays (and zarr) are sliced per tile
+    shape = check_label_array(labels)
+    sp = validate_spacing(spacing, len(shape))
     radius = cutoff_radius(w0, sigma)
-    if radius > 0:
-        _, v1, _, v2 = _two_nearest(lab, sp, radius * radius)
-        d1 = torch.sqrt(v1).to(dtype)
-        d2 = torch.sqrt(v2).to(dtype)
-    else:
-        d1 = d2 = torch.full(lab.shape, math.inf, dtype=dtype, device=dev)
-    w = weight_map_from_distances(
-        lab,
-        d1,
-        d2,
-        w0=w0,
-        sigma=sigma,
-        class_weights=class_weights,
-        background_only=background_only,
-    )
-    return to_caller(w, labels)
+    extra = 2 if separate_touching else 1
+    halo = tuple((math.ceil(radius / s) if radius > 0 else 0) + extra for s in sp)
+    budget = DEFAULT_TILE_VOXELS if tile_voxels is None else int(tile_voxels)
+    if budget < 1:
+        raise ValueError(f"tile_voxels must be a positive number of voxels, got {tile_voxels}")
+
+    def run(device_, budget_):
+        pair = _class_weights_pair_tiled(labels, cw, separate_touching, device_, budget_)
+        return _weight_map_tiled(
+            labels,
+            device_,
+            budget_,
+            halo,
+            sp,
+            radius,
+            pair,
+            w0,
+            sigma,
+            background_only,
+            separate_touching,
+            dtype,
+        )
+
+    try:
+        out = run(dev, budget)
+    except torch.cuda.OutOfMemoryError:
+        if dev.type != "cuda":
+            raise
+        torch.cuda.empty_cache()
+        small = max(MIN_TILE_VOXELS, min(budget, math.prod(shape)) // 16)
+        try:
+            out = run(dev, small)
+            warnings.warn(
+                f"unet_weight_map ran out of GPU memory on {dev}; it finished in tiles of "
+                f"at most {small} voxels (pass tile_voxels= to choose the size)",
+                ResourceWarning,
+                stacklevel=2,
+            )
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            warnings.warn(
+                f"unet_weight_map ran out of GPU memory on {dev} even in tiles of {small} "
+                "voxels; it computed the map on the CPU instead",
+                ResourceWarning,
+                stacklevel=2,
+            )
+            out = run(torch.device("cpu"), budget)
+            if is_torch(labels):  # tensors go back to the caller's device if they fit
+                try:
+                    out = out.to(dev)
+                except torch.cuda.OutOfMemoryError:
+                    pass  # left on the CPU: the warning above says where it ran
+    return to_caller(out, labels)
+
+
+#: Arrays up to this many voxels are computed in one piece; larger ones tile by tile with a
+#: halo of the cutoff radius (same result, bounded working memory).
+DEFAULT_TILE_VOXELS = 2**23
+MIN_TILE_VOXELS = 2**10
+
+
+def _tiles(shape, halo, budget):
+    """(extended slices, interior slices within the extension, output slices) per tile.
+
+    Tiles are as large as the budget allows, counting their halo: the largest tile edge is
+    halved until ``prod(edge + 2·halo) <= budget`` or no edge can shrink further.
+    """
+    edges = list(shape)
+
+    def voxels(e):
+        return math.prod(min(n, t + 2 * h) for n, t, h in zip(shape, e, halo, strict=True))
+
+    while voxels(edges) > budget:
+        ext = [min(n, t + 2 * h) for n, t, h in zip(shape, edges, halo, strict=True)]
+        i = max(range(len(edges)), key=lambda k: (ext[k], edges[k]))
+        if edges[i] <= 1:
+            break
+        edges[i] = (edges[i] + 1) // 2
+    ranges = [range(0, n, t) for n, t in zip(shape, edges, strict=True)]
+    for starts in itertools.product(*ranges):
+        ext_sl, inner_sl, out_sl = [], [], []
+        for st, t, n, h in zip(starts, edges, shape, halo, strict=True):
+            stop = min(st + t, n)
+            lo, hi = max(0, st - h), min(n, stop + h)
+            ext_sl.append(slice(lo, hi))
+            inner_sl.append(slice(st - lo, st - lo + (stop - st)))
+            out_sl.append(slice(st, stop))
+        yield tuple(ext_sl), tuple(inner_sl), tuple(out_sl)
+
+
+def _class_weights_pair_tiled(labels, cw, separate, dev, budget):
+    """The (background, foreground) class weights, counting over tiles when needed."""
+    if cw is None:
+        return 1.0, 1.0
+    if cw != "balanced":
+        return cw
+    n = math.prod(labels.shape)
+    n_fg = 0
+    for ext, inner, _ in _tiles(tuple(labels.shape), (1,) * len(labels.shape), budget):
+        lab = validate_labels(labels[ext], dev)
+        if separate:
+            lab = _separate_touching(lab)
+        n_fg += int((lab[inner] > 0).sum())
+    n_bg = n - n_fg
+    return (n / (2.0 * n_bg) if n_bg else 0.0, n / (2.0 * n_fg) if n_fg else 0.0)
+
+
+def _weight_map_tiled(
+    labels, dev, budget, halo, sp, radius, pair, w0, sigma, background_only, separate, dtype
+):
+    out = torch.empty(tuple(labels.shape), dtype=dtype, device=dev)
+    for ext, inner, out_sl in _tiles(tuple(labels.shape), halo, budget):
+        lab = validate_labels(labels[ext], dev)
+        if separate:
+            lab = _separate_touching(lab)
+        if radius > 0:
+            _, v1, _, v2 = _two_nearest(lab, sp, radius * radius)
+            d1 = torch.sqrt(v1[inner]).to(dtype)
+            d2 = torch.sqrt(v2[inner]).to(dtype)
+            del v1, v2
+        else:
+            d1 = d2 = torch.full(lab[inner].shape, math.inf, dtype=dtype, device=dev)
+        out[out_sl] = weight_map_from_distances(
+            lab[inner],
+            d1,
+            d2,
+            w0=w0,
+            sigma=sigma,
+            class_weights=pair,
+            background_only=background_only,
+        )
+    return out
