@@ -267,25 +267,25 @@ class LossLensWidget(Container):
         self.hotspot_k = SpinBox(name="hotspot_k", label="hot-spots", value=10, min=1, max=200)
         self.hotspot_prev = PushButton(name="hotspot_prev", text="◀ previous hot-spot")
         self.hotspot_next = PushButton(name="hotspot_next", text="next hot-spot ▶")
-        self.hotspot_info = Label(name="hotspot_info", value="")
+        self.hotspot_info = Label(name="hotspot_info", value="", label=" ")
         # run
         self.compute_button = PushButton(name="compute_button", text="Compute")
         self.live = CheckBox(name="live", text="live (recompute on every change)")
-        self.status = Label(name="status", value="")
-        self.histogram = EmptyWidget(name="histogram", label="")
+        self.status = Label(name="status", value="", label=" ")
+        self.histogram = EmptyWidget(name="histogram", label=" ")
         self._figure = None
 
         self.extend(
             [
-                Label(value="<b>Layers</b>", name="inputs_heading"),
+                Label(value="<b>Layers</b>", name="inputs_heading", label=" "),
                 self.labels_layer,
                 self.prediction_layer,
                 self.image_layer,
                 self.from_logits,
-                Label(value="<b>Loss</b>", name="loss_heading"),
+                Label(value="<b>Loss</b>", name="loss_heading", label=" "),
                 self.loss,
                 *param_boxes,
-                Label(value="<b>U-Net weight map</b>", name="weights_heading"),
+                Label(value="<b>U-Net weight map</b>", name="weights_heading", label=" "),
                 self.w0,
                 self.sigma,
                 self.class_weights,
@@ -293,7 +293,7 @@ class LossLensWidget(Container):
                 self.w_foreground,
                 self.background_only,
                 self.separate_touching,
-                Label(value="<b>Outputs</b>", name="outputs_heading"),
+                Label(value="<b>Outputs</b>", name="outputs_heading", label=" "),
                 self.outputs,
                 self.threshold,
                 self.stack_mode,
@@ -302,6 +302,7 @@ class LossLensWidget(Container):
                 self.hotspot_k,
                 Container(
                     name="hotspot_buttons",
+                    label=" ",
                     widgets=[self.hotspot_prev, self.hotspot_next],
                     layout="horizontal",
                     labels=False,
