@@ -58,3 +58,16 @@ def test_module_trains_a_parameter():
         crit(logits, target).backward()
         opt.step()
     assert crit(logits, target).item() < first / 2
+
+
+def test_dice_module_takes_a_class_axis_with_average():
+    torch.manual_seed(1)
+    logits = torch.randn(3, 10, 10, dtype=torch.float64)
+    target = torch.randint(0, 3, (10, 10))
+    for average in ("macro", "micro"):
+        got = DiceLoss(from_logits=True, average=average)(logits, target)
+        want = loss_value(logits, target, "dice", from_logits=True, average=average)
+        assert torch.allclose(got, want)
+    macro = DiceLoss(from_logits=True)(logits, target)
+    micro = DiceLoss(from_logits=True, average="micro")(logits, target)
+    assert not torch.allclose(macro, micro)  # the average really changes the result

@@ -18,7 +18,7 @@ from .analysis import (
 )
 from .distances import cell_distances, two_nearest_cells
 from .losses import LossContext, gradient_map, loss_map, loss_value
-from .modules import BCELoss, DiceLoss, SegmentationLoss, UNetCELoss, WeightedBCELoss
+from .modules import BCELoss, SegmentationLoss, UNetCELoss, WeightedBCELoss
 from .multiclass import class_losses, multiclass_losses
 from .registry import LossInfo, LossParam, available_losses, get_loss, register_loss
 from .survey_modules import (
@@ -26,6 +26,7 @@ from .survey_modules import (
     BoundaryLoss,
     ComboLoss,
     CrossEntropyLoss,
+    DiceLoss,
     DistancePenalizedCELoss,
     ExpLogLoss,
     FocalLoss,

@@ -180,6 +180,7 @@ def dice_score(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
     "dice",
     title="Dice loss",
     kind="region",
+    multiclass=True,
     params=(
         _SMOOTH,
         LossParam(

@@ -5,7 +5,7 @@ Each module stores the loss's parameters and its ``forward`` only calls
 
 Example:
     >>> import torch
-    >>> crit = DiceLoss(from_logits=True)
+    >>> crit = SegmentationLoss("dice", from_logits=True)
     >>> logits = torch.zeros(8, 8, requires_grad=True)
     >>> crit(logits, torch.ones(8, 8)).backward()
 """
@@ -19,7 +19,6 @@ from .registry import get_loss
 
 __all__ = [
     "BCELoss",
-    "DiceLoss",
     "SegmentationLoss",
     "UNetCELoss",
     "WeightedBCELoss",
@@ -76,12 +75,6 @@ class WeightedBCELoss(_Named):
     """Weighted binary cross-entropy (``loss="weighted_bce"``, parameter ``beta``)."""
 
     loss_name = "weighted_bce"
-
-
-class DiceLoss(_Named):
-    """Dice loss (``loss="dice"``, parameters ``smooth``, ``gamma``)."""
-
-    loss_name = "dice"
 
 
 class UNetCELoss(_Named):

@@ -27,6 +27,7 @@ __all__ = [
     "BoundaryLoss",
     "ComboLoss",
     "CrossEntropyLoss",
+    "DiceLoss",
     "DistancePenalizedCELoss",
     "ExpLogLoss",
     "FocalLoss",
@@ -61,6 +62,12 @@ class _PerClass(_Named):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", average={self.average!r}"
+
+
+class DiceLoss(_PerClass):
+    """Dice loss (``loss="dice"``, parameters ``smooth``, ``gamma``; ``average``)."""
+
+    loss_name = "dice"
 
 
 class FocalLoss(_PerClass):
