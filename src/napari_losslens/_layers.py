@@ -208,7 +208,10 @@ def _diverging():
 
 
 def _robust_limits(data: np.ndarray, signed: bool, floor: float | None = None):
-    finite = data[np.isfinite(data)]
+    flat = np.ravel(data)
+    if flat.size > 65_536:  # percentiles of a regular subsample: as good, much faster
+        flat = flat[:: flat.size // 65_536]
+    finite = flat[np.isfinite(flat)]
     if finite.size == 0:
         return (-1.0, 1.0) if signed else (0.0, 1.0)
     if signed:
@@ -240,7 +243,7 @@ def _display(role: str, data: np.ndarray, signed: bool) -> dict[str, Any]:
             "opacity": 1.0,
         }
     if role == "weight_map":
-        lo = float(np.min(data)) if data.size else 0.0
+        lo = float(np.min(data[:: max(1, data.shape[0] // 64)])) if data.size else 0.0
         return {
             "colormap": "magma",
             "contrast_limits": _robust_limits(data, False, floor=lo),

@@ -319,7 +319,7 @@ class LossLensWidget(Container):
 
         from superqt.utils import qdebounced
 
-        self._debounced_start = qdebounced(self._start_worker, timeout=30)
+        self._debounced_start = qdebounced(self._start_worker, timeout=15)
 
         # signals
         self.loss.changed.connect(self._show_loss_params)
@@ -586,7 +586,7 @@ class LossLensWidget(Container):
             return
         cache = self._cache
 
-        @thread_worker(progress={"desc": "Loss Lens"}, start_thread=False)
+        @thread_worker(start_thread=False)
         def work():
             return (yield from run_steps(request, cache))
 
@@ -625,7 +625,10 @@ class LossLensWidget(Container):
         )
         n = len(result.hot_spots)
         self.hotspot_info.value = f"{n} hot-spot(s) found" if "hot_spots" in result.outputs else ""
-        self._update_histogram(result)
+        # after the layers are drawn: the histogram is not on the critical path
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: self._update_histogram(result))
 
     # -------------------------------------------------------------------- hot-spots
 
@@ -690,8 +693,8 @@ class LossLensWidget(Container):
         lm = result.arrays.get("loss_map")
         if lm is not None:
             values = lm[np.isfinite(lm)].ravel()
-            if values.size > 200_000:  # enough for a histogram
-                values = values[:: values.size // 200_000 + 1]
+            if values.size > 50_000:  # enough for a histogram
+                values = values[:: values.size // 50_000 + 1]
             positive = not result.signed and values.size and values.min() >= 0
             ax_map.hist(values, bins=80, color="tab:orange", log=bool(positive))
             ax_map.set_title(
