@@ -301,9 +301,10 @@ def unet_weight_map(
             separated labels.
         device: ``None``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         dtype: result dtype, float32 by default.
-        tile_voxels: arrays larger than this (default 2**23 voxels) are computed tile by
-            tile, each with a halo of the cutoff radius: the same result in bounded working
-            memory. On a GPU that runs out of memory the work is retried in smaller tiles,
+        tile_voxels: the most voxels (halo included) computed in one piece; a larger array
+            is computed tile by tile, each tile with a halo of the cutoff radius: the same
+            result in bounded working memory. Default: :func:`default_tile_voxels` (one
+            piece up to 2**22 voxels). On a GPU that runs out of memory the work is retried in smaller tiles,
             then on the CPU, each time with a ``ResourceWarning`` that says so.
 
     Returns:
@@ -348,7 +349,7 @@ def unet_weight_map(
     radius = cutoff_radius(w0, sigma)
     extra = 2 if separate_touching else 1
     halo = tuple((math.ceil(radius / s) if radius > 0 else 0) + extra for s in sp)
-    budget = DEFAULT_TILE_VOXELS if tile_voxels is None else int(tile_voxels)
+    budget = default_tile_voxels(math.prod(shape)) if tile_voxels is None else int(tile_voxels)
     if budget < 1:
         raise ValueError(f"tile_voxels must be a positive number of voxels, got {tile_voxels}")
 
@@ -403,8 +404,20 @@ def unet_weight_map(
 
 #: Arrays up to this many voxels are computed in one piece; larger ones tile by tile with a
 #: halo of the cutoff radius (same result, bounded working memory).
-DEFAULT_TILE_VOXELS = 2**23
+ONE_PIECE_VOXELS = 2**22
 MIN_TILE_VOXELS = 2**10
+
+
+def default_tile_voxels(n_voxels: int) -> int:
+    """The tile size (voxels, halo included) used when ``tile_voxels`` is not given.
+
+    Up to 2**22 voxels the array is one tile. Beyond, tiles hold a sixteenth of the array,
+    between 2**20 and 2**23 voxels, so that the working memory (about 130 bytes per voxel
+    of a tile) stays below 16 bytes per voxel of the array while halos stay a small share.
+    """
+    if n_voxels <= ONE_PIECE_VOXELS:
+        return n_voxels
+    return int(min(max(n_voxels // 16, 2**20), 2**23))
 
 
 def _tiles(shape, halo, budget):
