@@ -304,8 +304,9 @@ def unet_weight_map(
         tile_voxels: the most voxels (halo included) computed in one piece; a larger array
             is computed tile by tile, each tile with a halo of the cutoff radius: the same
             result in bounded working memory. Default: :func:`default_tile_voxels` (one
-            piece up to 2**22 voxels). On a GPU that runs out of memory the work is retried in smaller tiles,
-            then on the CPU, each time with a ``ResourceWarning`` that says so.
+            piece up to 2**22 voxels). On a GPU that runs out of memory the work is
+            retried in smaller tiles, then on the CPU, each time with a
+            ``ResourceWarning`` that says so.
 
     Returns:
         The weight map, of ``labels.shape``: numpy for numpy input, a tensor on the compute
