@@ -277,3 +277,14 @@ def _cpu_only(fn):
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64, np.int8, bool, np.float32])
+def test_from_distances_accepts_every_label_dtype(dtype):
+    lab = touching_cells((20, 20), 5, 5.0, seed=26)
+    d1, d2 = cell_distances(lab, device="cpu")
+    want = weight_map_from_distances(lab.astype(np.int64), d1, d2)
+    np.testing.assert_array_equal(weight_map_from_distances(lab.astype(dtype) * 1, d1, d2), want)
+    t = torch.from_numpy(lab.astype(dtype))
+    got = weight_map_from_distances(t, torch.from_numpy(d1), torch.from_numpy(d2))
+    np.testing.assert_array_equal(got.numpy(), want)

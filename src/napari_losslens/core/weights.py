@@ -214,6 +214,16 @@ def separate_touching_cells(labels: ArrayLike):
     return out.numpy().astype(np.asarray(labels).dtype, copy=False)
 
 
+def _foreground_mask(foreground, dev: torch.device) -> torch.Tensor:
+    """``foreground > 0`` as a bool tensor on ``dev``, for any label or mask dtype."""
+    if not is_torch(foreground):
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(foreground) > 0)).to(dev)
+    if foreground.dtype == torch.bool:
+        return foreground.to(dev)
+    wide = torch.float64 if foreground.dtype.is_floating_point else torch.int64
+    return foreground.to(dev).to(wide) > 0  # uint16/uint32 have no comparison kernels
+
+
 def weight_map_from_distances(
     foreground: ArrayLike,
     d1: ArrayLike,
@@ -245,7 +255,7 @@ def weight_map_from_distances(
     t1 = d1 if is_torch(d1) else torch.as_tensor(d1)
     dev = t1.device
     t2 = (d2 if is_torch(d2) else torch.as_tensor(d2)).to(dev)
-    fg = (foreground if is_torch(foreground) else torch.as_tensor(foreground)).to(dev) > 0
+    fg = _foreground_mask(foreground, dev)
     w_bg, w_fg = _class_weights_pair(fg, class_weights)
     s = t1 + t2
     border = w0 * torch.exp(-(s * s) / (2.0 * sigma * sigma))
