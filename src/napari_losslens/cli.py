@@ -10,7 +10,14 @@ Conventions shared by the subcommands:
 - A bad file does not stop the others. Exit status: 0 when everything was done, 1 when any
   file failed (or an output was refused), 2 for a usage error (nothing was done).
 - Nothing is overwritten unless ``--overwrite`` is given, and an output file is never left
-  half-written: it is written to a temporary file in the same folder and moved into place.
+  half-written: it is written to a temporary file (or folder, for ``.zarr``) in the same
+  folder and moved into place. ``--skip-existing`` skips outputs that exist instead.
+- SIGINT or SIGTERM stops a batch cleanly: the output in progress is removed, the finished
+  ones are kept, the files not done are listed on stderr, and the exit status is 130
+  (SIGINT) or 143 (SIGTERM); a rerun with ``--skip-existing`` finishes the rest.
+- ``--chunks`` reads each file lazily as a dask array and writes the result chunk by chunk
+  (tiled TIFF, or zarr), on dask's threads, a local cluster (``--workers``) or a
+  ``dask.distributed`` scheduler (``--scheduler``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ import io
 import math
 import os
 import secrets
+import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -31,16 +41,31 @@ from typing import Any, TextIO
 __all__ = ["main"]
 
 PROG = "losslens"
-LABEL_SUFFIXES = (".tif", ".tiff", ".npy")
+LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 TIFF_SUFFIXES = (".tif", ".tiff")
+OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+ZARR_EXTRA = "pip install 'napari-losslens[zarr]'"
+DISTRIBUTED_EXTRA = "pip install 'napari-losslens[distributed]'"
+
+# Test-only hook: seconds to sleep after an output is written to its temporary file and
+# before it is renamed into place, so that the tests can interrupt a batch mid-file.
+# Not an option for users; it does nothing when unset.
+_TEST_DELAY_ENV = "LOSSLENS_TEST_DELAY"
+
 
 class CliError(Exception):
     """A problem with one file: reported as one line, the other files go on."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that dask and the batch loop stop the same way."""
+
+    signum = signal.SIGTERM
 
 
 # --------------------------------------------------------------------------------------
@@ -101,10 +126,21 @@ def _finite_float(text: str) -> float:
     return v
 
 
-def _read_array(path: Path):
-    """A numpy array from a TIFF or ``.npy`` file; ``CliError`` with the reason otherwise."""
-    import numpy as np
+def _parse_chunks(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of pixels, or one per axis, comma-separated "
+            f"(e.g. 64,512,512), got {text!r}"
+        )
+    return values
 
+
+def _check_input(path: Path) -> str:
+    """The lower-case suffix of an input file that exists; ``CliError`` otherwise."""
     suffix = path.suffix.lower()
     if suffix not in LABEL_SUFFIXES:
         raise CliError(
@@ -113,18 +149,156 @@ def _read_array(path: Path):
         )
     if not path.exists():
         raise CliError("no such file")
-    if path.is_dir():
+    if suffix == ".zarr":
+        if not path.is_dir():
+            raise CliError("a .zarr input must be a zarr array folder")
+    elif path.is_dir():
         raise CliError("is a folder, not a file")
+    return suffix
+
+
+def _kind(suffix: str) -> str:
+    return {".npy": ".npy", ".zarr": "zarr array"}.get(suffix, "TIFF")
+
+
+def _import_zarr():
+    try:
+        import zarr
+    except ImportError:
+        raise CliError(f"reading and writing .zarr needs zarr: {ZARR_EXTRA}") from None
+    return zarr
+
+
+def _read_array(path: Path):
+    """A numpy array from a TIFF, ``.npy`` or ``.zarr``; ``CliError`` with the reason otherwise."""
+    import numpy as np
+
+    suffix = _check_input(path)
     try:
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
+        if suffix == ".zarr":
+            return np.asarray(_import_zarr().open_array(str(path), mode="r")[...])
         tifffile = _import_tifffile()
         return tifffile.imread(path)
     except CliError:
         raise
     except Exception as err:
-        kind = "TIFF" if suffix in TIFF_SUFFIXES else ".npy"
-        raise CliError(f"cannot read it as a {kind} file: {_describe(err)}") from err
+        raise CliError(f"cannot read it as a {_kind(suffix)} file: {_describe(err)}") from err
+
+
+class _LazyFile:
+    """A TIFF or ``.npy`` file as a sliceable array (``shape``, ``dtype``, ``[...]``) for dask.
+
+    The file is opened on first use in each process and pickled as its path, so that
+    ``dask.distributed`` workers read their own blocks. ``.npy`` files are memory-mapped;
+    TIFF files too when stored uncompressed and contiguous, else read through tifffile's
+    zarr store (only the strips or tiles a block needs), or whole (once per process) when
+    zarr is missing.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype) -> None:
+        self.path = str(path)
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.ndim = len(self.shape)
+        self._array = None
+        self._token = (self.path, os.stat(path).st_mtime_ns, os.stat(path).st_size)
+
+    @classmethod
+    def open(cls, path: Path, suffix: str) -> _LazyFile:
+        import numpy as np
+
+        if suffix == ".npy":
+            mm = np.load(path, mmap_mode="r", allow_pickle=False)
+            return cls(path, mm.shape, mm.dtype)
+        tifffile = _import_tifffile()
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[0]
+            return cls(path, series.shape, series.dtype)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_array"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _array=None)
+
+    def __dask_tokenize__(self):
+        return ("losslens-file", *self._token)
+
+    def _open(self):
+        if self._array is not None:
+            return self._array
+        import numpy as np
+
+        if self.path.lower().endswith(".npy"):
+            self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            return self._array
+        import tifffile
+
+        try:
+            self._array = tifffile.memmap(self.path, mode="r")
+        except Exception:  # compressed or not contiguous: not memory-mappable
+            try:
+                import zarr
+            except ImportError:
+                self._array = tifffile.imread(self.path)
+            else:
+                z = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+                self._array = z if hasattr(z, "shape") else z["0"]  # a pyramid's level 0
+        if tuple(self._array.shape) != self.shape:
+            raise ValueError(f"{self.path} changed while it was read")
+        return self._array
+
+    def __getitem__(self, key):
+        import numpy as np
+
+        return np.asarray(self._open()[key])
+
+
+def _open_lazy(path: Path, chunks: tuple[int, ...]):
+    """A file as a dask array with ``chunks`` (one value for every axis, or one per axis)."""
+    suffix = _check_input(path)
+    da = _import_dask()
+    try:
+        if suffix == ".zarr":
+            zarr = _import_zarr()
+            source = zarr.open_array(str(path), mode="r")
+        else:
+            source = _LazyFile.open(path, suffix)
+    except CliError:
+        raise
+    except Exception as err:
+        raise CliError(f"cannot read it as a {_kind(suffix)} file: {_describe(err)}") from err
+    if len(chunks) not in (1, len(source.shape)):
+        raise CliError(
+            f"--chunks {','.join(map(str, chunks))} has {len(chunks)} values for an image "
+            f"of {len(source.shape)} axes {tuple(source.shape)}"
+        )
+    per_axis = chunks * len(source.shape) if len(chunks) == 1 else chunks
+    per_axis = tuple(min(c, max(n, 1)) for c, n in zip(per_axis, source.shape, strict=True))
+    if suffix == ".zarr":
+        return da.from_zarr(source, chunks=per_axis)
+    return da.from_array(source, chunks=per_axis, asarray=True, meta=_empty(source.dtype))
+
+
+def _empty(dtype):
+    import numpy as np
+
+    return np.empty((0,), dtype)
+
+
+def _import_dask():
+    try:
+        import dask.array as da
+    except ImportError:
+        raise CliError(f"--chunks needs dask: {ZARR_EXTRA}") from None
+    return da
+
+
+def _read(path: Path, chunks: tuple[int, ...] | None):
+    """An input in memory (numpy), or lazily as a dask array when ``--chunks`` is given."""
+    return _read_array(path) if chunks is None else _open_lazy(path, chunks)
 
 
 def _import_tifffile():
@@ -153,15 +327,66 @@ def _atomic_write(path: Path, write: Callable[[Path], None], overwrite: bool) ->
     """
     if path.exists() and not overwrite:
         raise CliError(f"{path} exists; pass --overwrite to replace it")
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    tmp = _temp_name(path)
     try:
         write(tmp)
+        _test_delay()
         if not overwrite and path.exists():
             raise CliError(f"{path} exists; pass --overwrite to replace it")
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+def _test_delay() -> None:
+    """Test-only: sleep ``$LOSSLENS_TEST_DELAY`` seconds (see ``_TEST_DELAY_ENV``)."""
+    delay = os.environ.get(_TEST_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+def _atomic_write_dir(
+    path: Path, write: Callable[[Path], None], overwrite: bool, quiesce: Callable[[], None]
+) -> None:
+    """:func:`_atomic_write` for an output folder (zarr): a temporary folder, then renamed.
+
+    A replaced output is first moved aside and deleted once the new one is in place. When
+    the write is interrupted, ``quiesce()`` first stops the tasks that may still be writing
+    chunks, so that none lands in the temporary folder after it is removed.
+    """
+    if path.exists() and not overwrite:
+        raise CliError(f"{path} exists; pass --overwrite to replace it")
+    tmp = _temp_name(path)
+    try:
+        write(tmp)
+        _test_delay()
+        if path.exists() or path.is_symlink():
+            if not overwrite:
+                raise CliError(f"{path} exists; pass --overwrite to replace it")
+            old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    except KeyboardInterrupt:
+        quiesce()
+        raise
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _write_tiff(path: Path, array, overwrite: bool) -> None:
@@ -174,6 +399,300 @@ def _write_tiff(path: Path, array, overwrite: bool) -> None:
     _atomic_write(path, write, overwrite)
 
 
+def _tile_shape(shape: tuple[int, ...], edge: int = 256) -> tuple[int, int]:
+    """TIFF tiles: ``edge`` pixels square, or smaller for a small image (multiples of 16)."""
+    return tuple(min(edge, -(-max(n, 1) // 16) * 16) for n in shape[-2:])  # type: ignore[return-value]
+
+
+def _plane_tiles(strips, width: int, tile: tuple[int, int], dtype):
+    """TIFF tiles, row by row, from an iterator of full-width strips of one plane."""
+    import numpy as np
+
+    ty, tx = tile
+    buf = np.empty((0, width), dtype)
+    strips = iter(strips)
+    while True:
+        parts = [buf]
+        rows = buf.shape[0]
+        for strip in strips:
+            parts.append(np.asarray(strip, dtype))
+            rows += parts[-1].shape[0]
+            if rows >= ty:
+                break
+        buf = np.concatenate(parts) if len(parts) > 1 else buf
+        if buf.shape[0] == 0:
+            return
+        band, buf = buf[:ty], buf[ty:]
+        for x0 in range(0, width, tx):
+            piece = band[:, x0 : x0 + tx]
+            if piece.shape != tile:
+                padded = np.zeros(tile, dtype)
+                padded[: piece.shape[0], : piece.shape[1]] = piece
+                piece = padded
+            yield np.ascontiguousarray(piece)
+
+
+def _dask_tiles(array, tile: tuple[int, int]):
+    """The tiles of a 2D or 3D dask array in TIFF order, computing one row of chunks at a time.
+
+    2D: one row of chunks (chunk height × width) is held at a time. 3D: one layer of chunks
+    along the first axis, since a TIFF stores its planes one after the other.
+    """
+    dtype, width = array.dtype, array.shape[-1]
+    if array.ndim == 2:
+        strips = (array.blocks[i, :].compute() for i in range(array.numblocks[0]))
+        yield from _plane_tiles(strips, width, tile, dtype)
+        return
+    for k in range(array.numblocks[0]):
+        for plane in array.blocks[k].compute():
+            yield from _plane_tiles([plane], width, tile, dtype)
+
+
+def _write_tiff_chunked(path: Path, array, overwrite: bool) -> None:
+    """A dask array to a tiled TIFF (BigTIFF when over 4 GB), written tile by tile."""
+    import numpy as np
+
+    tifffile = _import_tifffile()
+    if array.ndim not in (2, 3):
+        raise CliError(f"cannot write a {array.ndim}D array as a TIFF of planes")
+    tile = _tile_shape(array.shape)
+    big = int(np.prod(array.shape)) * array.dtype.itemsize > 2**32 - 2**25
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as fh, tifffile.TiffWriter(fh, bigtiff=big) as tw:
+            tw.write(
+                _dask_tiles(array, tile),
+                shape=array.shape,
+                dtype=array.dtype,
+                tile=tile,
+                photometric="minisblack",
+            )
+
+    _atomic_write(path, write, overwrite)
+
+
+def _write_zarr(path: Path, array, overwrite: bool, engine: _Engine) -> None:
+    """An array to a ``.zarr`` folder, chunk by chunk (a dask array's chunks are kept)."""
+    _import_zarr()
+    da = _import_dask()
+    if not engine.is_dask(array):
+        array = da.from_array(array, chunks="auto")
+    regular = {}  # zarr needs equal chunks (but the last); a halo may have evened them out
+    for axis, sizes in enumerate(array.chunks):
+        if len(set(sizes[:-1])) > 1 or (len(sizes) > 1 and sizes[-1] > sizes[0]):
+            regular[axis] = max(sizes)
+    if regular:
+        array = array.rechunk(regular)
+
+    def write(tmp: Path) -> None:
+        array.to_zarr(str(tmp))
+
+    _atomic_write_dir(path, write, overwrite, engine.quiesce)
+
+
+def _write_output(path: Path, array, overwrite: bool, engine: _Engine) -> None:
+    """A result, as float32, to ``path``: ``.zarr`` or TIFF (tiled when chunked)."""
+    import numpy as np
+
+    if path.suffix.lower() == ".zarr":
+        _write_zarr(path, array.astype(np.float32), overwrite, engine)
+    elif engine.is_dask(array):
+        _write_tiff_chunked(path, array.astype(np.float32), overwrite)
+    else:
+        _write_tiff(path, np.asarray(array, dtype=np.float32), overwrite)
+
+
+class _Engine:
+    """Where dask computes during a run: threads (default), a local cluster, or a scheduler.
+
+    Without ``--chunks`` nothing is set up and inputs are read into memory. ``quiesce()``
+    stops the computation in flight (after an interruption) so that no task writes any
+    more; ``close()`` shuts everything down.
+    """
+
+    def __init__(self, chunks, workers: int | None, scheduler: str | None) -> None:
+        self.chunks = chunks
+        self.workers = workers
+        self.scheduler = scheduler
+        self._stack = contextlib.ExitStack()
+        self._pool = None
+        self._cluster = None
+        self._client = None
+
+    @staticmethod
+    def is_dask(x) -> bool:
+        return type(x).__module__.startswith("dask.") and hasattr(x, "chunks")
+
+    def start(self) -> None:
+        if self.chunks is None:
+            return
+        import dask
+
+        if self.workers is None and self.scheduler is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix=PROG)
+            self._stack.enter_context(dask.config.set(scheduler="threads", pool=self._pool))
+            return
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        if self.workers is not None:
+            self._cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self._client = Client(self._cluster, set_as_default=False)
+        else:
+            self._client = Client(self.scheduler, timeout="20s", set_as_default=False)
+        self._stack.enter_context(dask.config.set(scheduler=self._client))
+
+    def describe(self) -> str:
+        if self.chunks is None:
+            return ""
+        chunks = ",".join(map(str, self.chunks))
+        if self.workers is not None:
+            return f"chunks={chunks}, {self.workers} local worker(s)"
+        if self.scheduler is not None:
+            return f"chunks={chunks}, scheduler {self.scheduler}"
+        return f"chunks={chunks}, threads"
+
+    def quiesce(self) -> None:
+        """Stop the tasks in flight: wait for the threads, or stop the local cluster."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        elif self._cluster is not None:
+            self._close_distributed()
+        elif self._client is not None:  # a remote scheduler: forget what is queued
+            with contextlib.suppress(Exception):
+                self._client.cancel(list(self._client.futures.values()), force=True)
+
+    def _close_distributed(self) -> None:
+        for obj in (self._client, self._cluster):
+            if obj is not None:
+                with contextlib.suppress(Exception):
+                    obj.close()
+        self._client = self._cluster = None
+
+    def close(self) -> None:
+        self._stack.close()
+        self._close_distributed()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _make_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> _Engine:
+    """Check ``--chunks``, ``--workers``, ``--scheduler`` (usage errors); nothing started yet."""
+    if args.workers is not None and args.scheduler is not None:
+        parser.error("--workers and --scheduler exclude each other: give one")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers {args.workers}: expected at least 1")
+    if args.chunks is None and (args.workers is not None or args.scheduler is not None):
+        option = "--workers" if args.workers is not None else "--scheduler"
+        parser.error(f"{option} needs --chunks (the size of the pieces to distribute)")
+    if args.chunks is not None:
+        try:
+            import dask.array  # noqa: F401
+        except ImportError:
+            parser.error(f"--chunks needs dask: {ZARR_EXTRA}")
+    if args.workers is not None or args.scheduler is not None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            option = "--workers" if args.workers is not None else "--scheduler"
+            parser.error(f"{option} needs dask.distributed: {DISTRIBUTED_EXTRA}")
+    return _Engine(args.chunks, args.workers, args.scheduler)
+
+
+@contextlib.contextmanager
+def _running(parser: argparse.ArgumentParser, engine: _Engine):
+    """Start the engine (a usage error when the scheduler cannot be reached); close it after."""
+    try:
+        try:
+            engine.start()
+        except (OSError, TimeoutError) as err:
+            parser.error(f"--scheduler {engine.scheduler}: cannot connect: {_describe(err)}")
+        yield engine
+    finally:
+        engine.close()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """During a batch, SIGTERM raises :class:`_Terminated` (once) like Ctrl-C raises
+    KeyboardInterrupt, so that both stop the batch cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if not fired:  # a second SIGTERM must not break the cleanup of the first
+            fired.append(signum)
+            raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Batch:
+    """Runs one step per input, counting outcomes; stops cleanly on SIGINT or SIGTERM."""
+
+    def __init__(self, items: Sequence[Path], desc: str, quiet: bool) -> None:
+        self.items = list(items)
+        self.desc = desc
+        self.quiet = quiet
+        self.counts = {"written": 0, "skipped": 0, "failed": 0}
+        self.signum: int | None = None
+        self.not_done: list[Path] = []
+
+    def run(self, step: Callable[[int], str]) -> None:
+        """``step(i)`` returns "written" or "skipped", or raises ``CliError``."""
+        current = 0
+        bar = _progress(range(len(self.items)), self.desc, self.quiet)
+        try:
+            for current in bar:
+                try:
+                    self.counts[step(current)] += 1
+                except CliError as err:
+                    self.counts["failed"] += 1
+                    _error(f"{self.items[current]}: {err}")
+            current = len(self.items)
+        except KeyboardInterrupt as exc:
+            self.signum = int(getattr(exc, "signum", signal.SIGINT))
+            self.not_done = self.items[current:]
+        finally:
+            if hasattr(bar, "close"):
+                bar.close()
+
+    @property
+    def exit_status(self) -> int:
+        if self.signum is not None:
+            return 128 + self.signum
+        return EXIT_FAILED if self.counts["failed"] else EXIT_OK
+
+    def report_interruption(self) -> None:
+        if self.signum is None:
+            return
+        name = signal.Signals(self.signum).name
+        done = len(self.items) - len(self.not_done)
+        print(
+            f"{PROG}: interrupted by {name}: {done} of {len(self.items)} done; "
+            f"not done (rerun with --skip-existing to finish):",
+            file=sys.stderr,
+        )
+        for path in self.not_done:
+            print(f"  {path}", file=sys.stderr)
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -181,9 +700,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _output_name(path: Path) -> str:
-    """The output file name for an input: the same name, ``.npy`` becoming ``.tif``."""
-    return path.stem + ".tif" if path.suffix.lower() not in TIFF_SUFFIXES else path.name
+def _output_name(path: Path, fmt: str | None = None) -> str:
+    """The output name for an input: the same name, or with ``fmt``'s suffix.
+
+    Without ``fmt``: a TIFF keeps its name, ``.npy`` becomes ``.tif``, ``.zarr`` stays.
+    """
+    suffix = path.suffix.lower()
+    if fmt is None:
+        fmt = "zarr" if suffix == ".zarr" else "tif"
+    if fmt == "tif":
+        return path.name if suffix in TIFF_SUFFIXES else path.stem + ".tif"
+    return path.stem + ".zarr"
 
 
 def _progress(items: Sequence, desc: str, quiet: bool):
@@ -240,6 +767,7 @@ def _fmt(value: float) -> str:
 def _cmd_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     outdir = Path(args.outdir)
     device = _check_device(parser, args.device)
+    engine = _make_engine(parser, args)
     _prepare_outdir(parser, outdir)
     import numpy as np
 
@@ -261,38 +789,49 @@ def _cmd_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
     paths = [Path(p) for p in args.labels]
     seen: dict[str, Path] = {}
-    written = failed = 0
-    start = time.perf_counter()
-    for path in _progress(paths, "weights", args.quiet):
-        out = outdir / _output_name(path)
+
+    def step(i: int) -> str:
+        path = paths[i]
+        out = outdir / _output_name(path, args.format)
+        if out.name in seen:
+            raise CliError(f"same output name as {seen[out.name]}: both would write {out}")
+        seen[out.name] = path
+        if _same_file(out, path):
+            raise CliError(f"the output {out} would replace the input")
+        if out.exists() and args.skip_existing:
+            return "skipped"
+        if out.exists() and not args.overwrite:
+            raise CliError(f"{out} exists; pass --overwrite to replace it")
+        labels = _read(path, args.chunks)
         try:
-            if out.name in seen:
-                raise CliError(f"same output name as {seen[out.name]}: both would write {out}")
-            seen[out.name] = path
-            if _same_file(out, path):
-                raise CliError(f"the output {out} would replace the input")
-            if out.exists() and not args.overwrite:
-                raise CliError(f"{out} exists; pass --overwrite to replace it")
-            labels = _read_array(path)
-            try:
-                w = unet_weight_map(labels, **params, device=device)
-            except (TypeError, ValueError) as err:
-                raise CliError(_describe(err)) from err
-            _write_tiff(out, np.asarray(w, dtype=np.float32), args.overwrite)
-            written += 1
-        except CliError as err:
-            failed += 1
-            _error(f"{path}: {err}")
+            w = unet_weight_map(labels, **params, device=device)
+            _write_output(out, w, args.overwrite, engine)
+        except (TypeError, ValueError) as err:
+            raise CliError(_describe(err)) from err
         except OSError as err:
-            failed += 1
-            _error(f"{path}: cannot write {out}: {_describe(err)}")
+            raise CliError(f"cannot write {out}: {_describe(err)}") from err
+        return "written"
+
+    batch = _Batch(paths, "weights", args.quiet)
+    start = time.perf_counter()
+    with _sigterm_interrupts():
+        try:
+            with _running(parser, engine):
+                batch.run(step)
+        except KeyboardInterrupt as exc:  # while the cluster started or stopped
+            batch.signum = batch.signum or int(getattr(exc, "signum", signal.SIGINT))
+            batch.not_done = batch.not_done or paths
     seconds = time.perf_counter() - start
     settings = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
+    if engine.chunks is not None:
+        settings += f", {engine.describe()}"
+    skipped = f", {batch.counts['skipped']} skipped (existing)" if args.skip_existing else ""
     print(
-        f"{written} weight map(s) written to {outdir}, {failed} failed, "
-        f"in {seconds:.1f} s ({settings})"
+        f"{batch.counts['written']} weight map(s) written to {outdir}{skipped}, "
+        f"{batch.counts['failed']} failed, in {seconds:.1f} s ({settings})"
     )
-    return EXIT_FAILED if failed else EXIT_OK
+    batch.report_interruption()
+    return batch.exit_status
 
 
 # --------------------------------------------------------------------------------------
@@ -370,9 +909,12 @@ def _loss_params(parser: argparse.ArgumentParser, loss: str, items: Sequence[str
 def _loss_outputs(parser, args, predictions: list[Path]) -> list[Path | None]:
     """Where each pair's loss map goes (None: no map written)."""
     if args.output is None:
+        if args.skip_existing:
+            parser.error("--skip-existing needs -o: it skips the pairs whose map exists")
         return [None] * len(predictions)
     out = Path(args.output)
-    is_file = out.suffix.lower() in TIFF_SUFFIXES and not out.is_dir()
+    suffix = out.suffix.lower()
+    is_file = suffix in OUTPUT_SUFFIXES and (suffix == ".zarr" or not out.is_dir())
     if len(predictions) == 1 and is_file:
         if not out.parent.is_dir():
             parser.error(f"-o {out}: the folder {out.parent} does not exist")
@@ -380,9 +922,9 @@ def _loss_outputs(parser, args, predictions: list[Path]) -> list[Path | None]:
     if is_file:
         parser.error(f"-o {out}: with {len(predictions)} pairs, -o must be a folder")
     if len(predictions) == 1 and not out.exists() and out.suffix:
-        parser.error(f"-o {out}: a loss map file must end in .tif or .tiff")
+        parser.error(f"-o {out}: a loss map must end in .tif, .tiff or .zarr")
     _prepare_outdir(parser, out)
-    return [out / _output_name(p) for p in predictions]
+    return [out / _output_name(p, args.format) for p in predictions]
 
 
 def _cmd_loss(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -402,95 +944,128 @@ def _cmd_loss(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if len(masks) == 1:
         masks = masks * len(predictions)
     device = _check_device(parser, args.device)
+    engine = _make_engine(parser, args)
     params = _loss_params(parser, args.loss, args.param or [])
     outputs = _loss_outputs(parser, args, predictions)
     csv_path = None if args.csv in (None, "-") else Path(args.csv)
-    if csv_path is not None and csv_path.exists() and not args.overwrite:
-        parser.error(f"--csv {csv_path}: exists; pass --overwrite to replace it")
-    import numpy as np
-
+    old_rows: list[dict[str, str]] = []
+    columns = ["prediction", "target", "loss", "value"]
+    if args.output is not None:
+        columns.append("map")
+    if csv_path is not None and csv_path.exists():
+        if args.skip_existing:  # finishing a batch: the new rows join the old ones
+            old_rows = _read_csv_rows(parser, csv_path, columns)
+        elif not args.overwrite:
+            parser.error(f"--csv {csv_path}: exists; pass --overwrite to replace it")
     from .core import loss_map, loss_value
 
     rows: list[dict[str, str]] = []
     seen: dict[Path, Path] = {}
-    failed = 0
-    pairs = list(range(len(predictions)))
-    quiet = args.quiet or len(pairs) == 1
-    for i in _progress(pairs, "loss", quiet):
-        pred_path, target_path, out = predictions[i], targets[i], outputs[i]
-        try:
-            if out is not None:
-                if out in seen:
-                    raise CliError(f"same map name as {seen[out]}: both would write {out}")
-                seen[out] = pred_path
-                for p in (pred_path, target_path, *masks[i : i + 1]):
-                    if _same_file(out, p):
-                        raise CliError(f"the map {out} would replace the input {p}")
-                if out.exists() and not args.overwrite:
-                    raise CliError(f"{out} exists; pass --overwrite to replace it")
-            arrays = {}
-            for role, path in (("prediction", pred_path), ("target", target_path)) + (
-                (("mask", masks[i]),) if masks else ()
-            ):
-                try:
-                    arrays[role] = _read_array(path)
-                except CliError as err:
-                    raise CliError(f"{role} {path}: {err}") from None
-            if "mask" in arrays:
-                arrays["mask"] = np.asarray(arrays["mask"]) != 0
-            kwargs = dict(
-                from_logits=args.from_logits, mask=arrays.get("mask"), device=device, **params
-            )
-            try:
-                value = loss_value(arrays["prediction"], arrays["target"], args.loss, **kwargs)
-                if out is not None:
-                    lmap = loss_map(arrays["prediction"], arrays["target"], args.loss, **kwargs)
-            except (TypeError, ValueError) as err:
-                raise CliError(_describe(err)) from err
-            if out is not None:
-                _write_tiff(out, np.asarray(lmap, dtype=np.float32), args.overwrite)
-            rows.append(
-                {
-                    "prediction": str(pred_path),
-                    "target": str(target_path),
-                    "loss": args.loss,
-                    "value": _fmt(value),
-                    "map": "" if out is None else str(out),
-                }
-            )
-        except CliError as err:
-            failed += 1
-            _error(f"{pred_path}: {err}")
-        except OSError as err:
-            failed += 1
-            _error(f"{pred_path}: cannot write {out}: {_describe(err)}")
 
-    columns = ["prediction", "target", "loss", "value"]
-    if args.output is not None:
-        columns.append("map")
-    if args.csv is not None:
-        text = _csv_text(rows, columns)
-        if csv_path is None:
-            sys.stdout.write(text)
-        else:
+    def step(i: int) -> str:
+        pred_path, target_path, out = predictions[i], targets[i], outputs[i]
+        if out is not None:
+            if out in seen:
+                raise CliError(f"same map name as {seen[out]}: both would write {out}")
+            seen[out] = pred_path
+            for p in (pred_path, target_path, *masks[i : i + 1]):
+                if _same_file(out, p):
+                    raise CliError(f"the map {out} would replace the input {p}")
+            if out.exists() and args.skip_existing:
+                return "skipped"
+            if out.exists() and not args.overwrite:
+                raise CliError(f"{out} exists; pass --overwrite to replace it")
+        arrays = {}
+        for role, path in (("prediction", pred_path), ("target", target_path)) + (
+            (("mask", masks[i]),) if masks else ()
+        ):
             try:
-                _atomic_write(
-                    csv_path, lambda tmp: tmp.write_text(text, encoding="utf-8"), args.overwrite
-                )
-            except (CliError, OSError) as err:
-                failed += 1
-                _error(f"--csv {csv_path}: {_describe(err)}")
-    elif len(predictions) == 1:
-        if rows:
-            print(rows[0]["value"])
-    else:
-        _print_table(rows, columns, sys.stdout)
-    if len(predictions) > 1 or failed:
+                arrays[role] = _read(path, args.chunks)
+            except CliError as err:
+                raise CliError(f"{role} {path}: {err}") from None
+        if "mask" in arrays:
+            arrays["mask"] = arrays["mask"] != 0
+        kwargs = dict(
+            from_logits=args.from_logits, mask=arrays.get("mask"), device=device, **params
+        )
+        try:
+            value = loss_value(arrays["prediction"], arrays["target"], args.loss, **kwargs)
+            if out is not None:
+                lmap = loss_map(arrays["prediction"], arrays["target"], args.loss, **kwargs)
+                _write_output(out, lmap, args.overwrite, engine)
+        except (TypeError, ValueError) as err:
+            raise CliError(_describe(err)) from err
+        except OSError as err:
+            raise CliError(f"cannot write {out}: {_describe(err)}") from err
+        rows.append(
+            {
+                "prediction": str(pred_path),
+                "target": str(target_path),
+                "loss": args.loss,
+                "value": _fmt(value),
+                "map": "" if out is None else str(out),
+            }
+        )
+        return "written"
+
+    batch = _Batch(predictions, "loss", args.quiet or len(predictions) == 1)
+    with _sigterm_interrupts():
+        try:
+            with _running(parser, engine):
+                batch.run(step)
+        except KeyboardInterrupt as exc:  # while the cluster started or stopped
+            batch.signum = batch.signum or int(getattr(exc, "signum", signal.SIGINT))
+            batch.not_done = batch.not_done or predictions
+        failed = batch.counts["failed"]
+        # the rows done so far are reported even after an interruption
+        if args.csv is not None:
+            new_maps = {r["map"] for r in rows}
+            merged = [r for r in old_rows if not r.get("map") or r["map"] not in new_maps]
+            text = _csv_text(merged + rows, columns)
+            if csv_path is None:
+                sys.stdout.write(text)
+            else:
+                try:
+                    _atomic_write(
+                        csv_path,
+                        lambda tmp: tmp.write_text(text, encoding="utf-8"),
+                        args.overwrite or args.skip_existing,
+                    )
+                except (CliError, OSError) as err:
+                    failed += 1
+                    _error(f"--csv {csv_path}: {_describe(err)}")
+        elif len(predictions) == 1:
+            if rows:
+                print(rows[0]["value"])
+        elif rows:
+            _print_table(rows, columns, sys.stdout)
+    if len(predictions) > 1 or failed or batch.counts["skipped"]:
+        skipped = f", {batch.counts['skipped']} skipped (existing)" if args.skip_existing else ""
         print(
-            f"{len(rows)} pair(s) scored with {args.loss!r}, {failed} failed",
+            f"{len(rows)} pair(s) scored with {args.loss!r}{skipped}, {failed} failed",
             file=sys.stderr,
         )
+    batch.report_interruption()
+    if batch.signum is not None:
+        return batch.exit_status
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _read_csv_rows(parser, path: Path, columns: list[str]) -> list[dict[str, str]]:
+    """The rows of an existing ``--csv`` file, to be kept by ``--skip-existing``."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            found = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        parser.error(f"--csv {path}: cannot read it: {_describe(err)}")
+    if list(found) != columns:
+        parser.error(
+            f"--csv {path}: its columns {','.join(found)} are not {','.join(columns)}; "
+            f"give another file, or --overwrite"
+        )
+    return rows
 
 
 def _csv_text(rows: Iterable[dict[str, str]], columns: list[str]) -> str:
@@ -886,18 +1461,62 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
+        "--format",
+        choices=("tif", "zarr"),
+        default=None,
+        help="format of the outputs written into a folder: float32 TIFF or a .zarr "
+        "folder (default: zarr for .zarr inputs, else tif)",
+    )
+    p.add_argument(
         "--device",
         default="auto",
         metavar="{auto,cpu,cuda,cuda:N}",
         help="where to compute: auto = CUDA when available, else CPU (default: %(default)s)",
     )
-    p.add_argument(
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument(
         "--overwrite",
         action="store_true",
         help="replace existing output files (default: off, existing files are "
         "refused and count as failures)",
     )
+    existing.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave existing outputs alone and do the rest, e.g. to finish an "
+        "interrupted batch (default: off)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
+    big = p.add_argument_group(
+        "large data",
+        "With --chunks, each file is read lazily (memory-mapped TIFF/.npy, or zarr) as a dask\n"
+        "array and its result written chunk by chunk, equal to the in-memory result.",
+    )
+    big.add_argument(
+        "--chunks",
+        type=_parse_chunks,
+        default=None,
+        metavar="N[,N...]",
+        help="process each file in chunks of N pixels per axis, or one size per axis "
+        "(e.g. 64,512,512) (default: whole files in memory)",
+    )
+    big.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="compute the chunks on a local dask.distributed cluster of N processes, "
+        "started for the run (needs --chunks and the [distributed] extra) "
+        "(default: dask's threads)",
+    )
+    big.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="compute the chunks on a running dask.distributed scheduler, e.g. "
+        "tcp://10.0.0.5:8786; its workers must see the files at the same paths "
+        "(default: dask's threads)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
