@@ -106,53 +106,36 @@ def unet_weight_map_dask(
     return lab.map_overlap(block, depth=depth, boundary="none", dtype=np_dtype, trim=True)
 
 
-class _RecordingContext:
-    """Mixin: ``sum`` records each block sum and returns the global value of the previous
-    pass (a placeholder of 1 in the first pass).
+class _GlobalSums:
+    """Mixin for :class:`~napari_losslens.core.losses.LossContext` on one block.
 
-    The placeholder (not the block's value) keeps every loss on its generic path in the
-    first pass (no "0/0" branch taken because one block happens to be empty), so that all
-    blocks call the same sums in the same order. Passes repeat until the sums stop changing:
-    a loss whose summands depend on earlier sums (e.g. label-frequency weights) needs two.
+    ``sum`` records the block's own sum and returns the global value known from the
+    previous pass, with the block's gradient: ``S_global + (local − local.detach())``.
+    Where no global value is known yet (the first pass) it returns a placeholder of 1
+    instead: that keeps every loss on its generic path (no "0/0" branch taken because one
+    block happens to be empty), so all blocks call the same sums in the same order. Passes
+    repeat until the sums stop changing (a loss whose summands depend on earlier sums, such
+    as label-frequency weights, needs two). ``count`` and ``mean`` use the global count.
     """
 
-    def __init__(self, *args, sums=None, total_count=1, **kwargs):
+    def __init__(self, *args, sums=None, total_count=1, strict=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.recorded: list[float] = []
         self._sums = None if sums is None else list(sums)
         self._total_count = total_count
-
-    def sum(self, x):
-        i = len(self.recorded)
-        self.recorded.append(float(super().sum(x).detach().double()))
-        if self._sums is None or i >= len(self._sums):
-            return torch.ones((), dtype=x.dtype, device=x.device)
-        return torch.tensor(self._sums[i], dtype=x.dtype, device=x.device)
-
-    @property
-    def count(self):
-        return self._total_count
-
-    def mean(self, x):
-        return self.sum(x) / self._total_count
-
-
-class _GlobalContext:
-    """Mixin: ``sum`` has the global value and the local gradient; ``count`` is global."""
-
-    def __init__(self, *args, sums=(), total_count=1, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._sums = list(sums)
-        self._i = 0
-        self._total_count = total_count
+        self._strict = strict
 
     def sum(self, x):
         local = super().sum(x)
-        if self._i >= len(self._sums):
+        i = len(self.recorded)
+        self.recorded.append(float(local.detach().double()))
+        if self._sums is not None and i < len(self._sums):
+            value = torch.tensor(self._sums[i], dtype=local.dtype, device=local.device)
+        elif self._strict:
             raise RuntimeError("a loss called more sums than in the first pass")
-        g = torch.tensor(self._sums[self._i], dtype=local.dtype, device=local.device)
-        self._i += 1
-        return g + (local - local.detach())
+        else:
+            value = torch.ones((), dtype=local.dtype, device=local.device)
+        return value + (local - local.detach())
 
     @property
     def count(self):
@@ -162,16 +145,13 @@ class _GlobalContext:
         return self.sum(x) / self._total_count
 
 
-def _context_classes():
+def _block_context_class():
     from .losses import LossContext
 
-    class Recording(_RecordingContext, LossContext):
+    class BlockContext(_GlobalSums, LossContext):
         pass
 
-    class Global(_GlobalContext, LossContext):
-        pass
-
-    return Recording, Global
+    return BlockContext
 
 
 def _prepare_dask(prediction, target, loss, mask, params):
@@ -220,7 +200,8 @@ def _prepare_dask(prediction, target, loss, mask, params):
     return info, resolved, arrays, mask is not None
 
 
-def _block_context(cls, blocks, has_mask, from_logits, device, extra_kwargs):
+def _block_setup(info, resolved, blocks, has_mask, from_logits, device, **sums_kwargs):
+    """The context of one block (inputs validated as in memory) and the loss's keywords."""
     from ._arrays import (
         resolve_device,
         result_dtype,
@@ -236,29 +217,23 @@ def _block_context(cls, blocks, has_mask, from_logits, device, extra_kwargs):
     m = None
     if has_mask:
         m = torch.from_numpy(np.ascontiguousarray(blocks[2])).to(dev).to(torch.bool)
-    return cls(pred, labels, bool(from_logits), m, dtype, **extra_kwargs)
+    ctx = _block_context_class()(pred, labels, bool(from_logits), m, dtype, **sums_kwargs)
+    kw = dict(resolved)
+    if info.name == "unet_ce":
+        kw["weight_map"] = np.asarray(blocks[3 if has_mask else 2])
+    return ctx, kw
 
 
 def _first_pass(info, resolved, arrays, has_mask, from_logits, device, max_passes=4):
     """Global sums of the loss over all blocks, iterated to a fixed point."""
     import dask
 
-    Recording, _ = _context_classes()
-    n_fixed = 3 if has_mask else 2
     delayed = [a.to_delayed().ravel() for a in arrays]
 
     def block_sums(sums, total, *blocks):
-        ctx = _block_context(
-            Recording,
-            blocks,
-            has_mask,
-            from_logits,
-            device,
-            {"sums": sums, "total_count": total},
+        ctx, kw = _block_setup(
+            info, resolved, blocks, has_mask, from_logits, device, sums=sums, total_count=total
         )
-        kw = dict(resolved)
-        if info.name == "unet_ce":
-            kw["weight_map"] = np.asarray(blocks[n_fixed])
         with torch.no_grad():
             info.func(ctx, **kw)
         counted = int(np.count_nonzero(blocks[2])) if has_mask else int(np.asarray(blocks[0]).size)
@@ -304,50 +279,33 @@ def loss_map_dask(
     """
     info, resolved, arrays, has_mask = _prepare_dask(prediction, target, loss, mask, params)
     sums, total = _first_pass(info, resolved, arrays, has_mask, from_logits, device)
-    _, Global = _context_classes()
-    n_fixed = 3 if has_mask else 2
     out_dtype = np.float64 if np.dtype(arrays[0].dtype) == np.float64 else np.float32
+    global_sums = {"sums": sums, "total_count": total, "strict": True}
 
     def block_map(*blocks):
-        ctx = _block_context(
-            Global,
-            blocks,
-            has_mask,
-            from_logits,
-            device,
-            {"sums": sums, "total_count": total},
+        ctx, kw = _block_setup(
+            info, resolved, blocks, has_mask, from_logits, device, **global_sums
         )
-        kw = dict(resolved)
-        if info.name == "unet_ce":
-            kw["weight_map"] = np.asarray(blocks[n_fixed])
-        if gradient:
-            # d(loss_value)/d(input), as gradient_map: w.r.t. logits when from_logits
-            x = ctx.input.detach().requires_grad_(True)
-            leaf = Global(
-                x, ctx.labels, ctx.from_logits, ctx.mask, ctx.dtype, sums=sums, total_count=total
-            )
+
+        def differentiate(x, logits):
+            """The block's part of d(loss)/dx, x a leaf for the input (logits or p)."""
+            leaf = type(ctx)(x, ctx.labels, logits, ctx.mask, ctx.dtype, **global_sums)
             with torch.enable_grad():
                 value = info.func(leaf, **kw)
-                if info.kind == "pixel":  # the mean's gradient: local terms / global count
+                if gradient and info.kind == "pixel":  # the mean: local terms / global count
                     if ctx.mask is not None:
                         value = torch.where(ctx.mask, value, torch.zeros_like(value))
                     value = value.sum() / total
-                (out,) = torch.autograd.grad(value, x, allow_unused=True)
-            if out is None:
-                out = torch.zeros_like(x)
+                (g,) = torch.autograd.grad(value, x, allow_unused=True)
+            return torch.zeros_like(x) if g is None else g
+
+        if gradient:  # as gradient_map: w.r.t. the logits when from_logits
+            out = differentiate(ctx.input.detach().requires_grad_(True), ctx.from_logits)
         elif info.kind == "pixel":
             with torch.no_grad():
                 out = info.func(ctx, **kw)
-        else:
-            p = ctx.p.detach().requires_grad_(True)
-            prob_ctx = Global(
-                p, ctx.labels, False, ctx.mask, ctx.dtype, sums=sums, total_count=total
-            )
-            with torch.enable_grad():
-                value = info.func(prob_ctx, **kw)
-                (out,) = torch.autograd.grad(value, p, allow_unused=True)
-            if out is None:
-                out = torch.zeros_like(p)
+        else:  # a region loss's map: d(loss)/dp
+            out = differentiate(ctx.p.detach().requires_grad_(True), False)
         if ctx.mask is not None:
             out = torch.where(ctx.mask, out, torch.zeros_like(out))
         return out.detach().cpu().numpy().astype(out_dtype, copy=False)
@@ -376,13 +334,18 @@ def loss_value_dask(
         total = int(da.asarray(mask).sum().compute()) if has_mask else int(np.prod(m.shape))
         return float(m.sum(dtype=np.float64).compute()) / total
     sums, total = _first_pass(info, resolved, arrays, has_mask, from_logits, device)
-    _, Global = _context_classes()
+    # a region loss is a function of the global sums: evaluate it on any one block
     first = [a.blocks[(0,) * a.ndim].compute() for a in arrays]
-    ctx = _block_context(
-        Global, first, has_mask, from_logits, device, {"sums": sums, "total_count": total}
+    ctx, kw = _block_setup(
+        info,
+        resolved,
+        first,
+        has_mask,
+        from_logits,
+        device,
+        sums=sums,
+        total_count=total,
+        strict=True,
     )
-    kw = dict(resolved)
-    if info.name == "unet_ce":
-        kw["weight_map"] = first[3 if has_mask else 2]
     with torch.no_grad():
         return float(info.func(ctx, **kw))
