@@ -36,6 +36,21 @@ def _insert(l1, v1, l2, v2, lab, val):
     return l1, v1, lab, val
 
 
+@njit(inline="always", cache=True)
+def _store(o_l1, o_v1, o_l2, o_v2, r, i, l1, v1, l2, v2, maxsq):
+    """Write a pair to row r, position i, dropping cells beyond ``maxsq``."""
+    if v1 > maxsq:
+        l1 = 0
+        v1 = INF
+    if v2 > maxsq:
+        l2 = 0
+        v2 = INF
+    o_l1[r, i] = l1
+    o_v1[r, i] = v1
+    o_l2[r, i] = l2
+    o_v2[r, i] = v2
+
+
 @njit(parallel=True, cache=True)
 def first_pass(lab, step2, maxsq, o_l1, o_v1, o_l2, o_v2):  # pragma: no cover - numba
     """1D two-nearest-distinct transform of binary-by-label lines, in O(n) per line.
@@ -94,16 +109,7 @@ def first_pass(lab, step2, maxsq, o_l1, o_v1, o_l2, o_v2):  # pragma: no cover -
             if lb_lab[i] > 0:
                 d = (i - lb_pos[i]) * 1.0
                 l1, v1, l2, v2 = _insert(l1, v1, l2, v2, lb_lab[i], d * d * step2)
-            if v1 > maxsq:
-                l1 = 0
-                v1 = INF
-            if v2 > maxsq:
-                l2 = 0
-                v2 = INF
-            o_l1[r, i] = l1
-            o_v1[r, i] = v1
-            o_l2[r, i] = l2
-            o_v2[r, i] = v2
+            _store(o_l1, o_v1, o_l2, o_v2, r, i, l1, v1, l2, v2, maxsq)
 
 
 @njit(parallel=True, cache=True)
@@ -139,16 +145,7 @@ def next_pass(i_l1, i_v1, i_l2, i_v2, step2, maxsq, o_l1, o_v1, o_l2, o_v2):  # 
                     l1, v1, l2, v2 = _insert(l1, v1, l2, v2, i_l1[r, hi], i_v1[r, hi] + off)
                     l1, v1, l2, v2 = _insert(l1, v1, l2, v2, i_l2[r, hi], i_v2[r, hi] + off)
                 k += 1
-            if v1 > maxsq:
-                l1 = 0
-                v1 = INF
-            if v2 > maxsq:
-                l2 = 0
-                v2 = INF
-            o_l1[r, x] = l1
-            o_v1[r, x] = v1
-            o_l2[r, x] = l2
-            o_v2[r, x] = v2
+            _store(o_l1, o_v1, o_l2, o_v2, r, x, l1, v1, l2, v2, maxsq)
 
 
 def two_nearest_sq(labels: np.ndarray, spacing, maxsq: float):
