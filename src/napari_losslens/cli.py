@@ -240,20 +240,32 @@ class _LazyFile:
             self._array = tifffile.memmap(self.path, mode="r")
         except Exception:  # compressed or not contiguous: not memory-mappable
             try:
-                import zarr
+                import zarr  # noqa: F401
             except ImportError:
                 self._array = tifffile.imread(self.path)
             else:
-                z = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
-                self._array = z if hasattr(z, "shape") else z["0"]  # a pyramid's level 0
-        if tuple(self._array.shape) != self.shape:
+                self._array = _TIFF_STORE  # read each block through a zarr store
+        if self._array is not _TIFF_STORE and tuple(self._array.shape) != self.shape:
             raise ValueError(f"{self.path} changed while it was read")
         return self._array
 
     def __getitem__(self, key):
         import numpy as np
 
-        return np.asarray(self._open()[key])
+        array = self._open()
+        if array is not _TIFF_STORE:
+            return np.asarray(array[key])
+        import tifffile
+        import zarr
+
+        # the store holds the file open: open it per block, close it after
+        with tifffile.imread(self.path, aszarr=True) as store:
+            z = zarr.open(store, mode="r")
+            z = z if hasattr(z, "shape") else z["0"]  # a pyramid's full-resolution level
+            return np.asarray(z[key])
+
+
+_TIFF_STORE = object()  # marks a TIFF that is read block by block through tifffile's zarr store
 
 
 def _open_lazy(path: Path, chunks: tuple[int, ...]):
