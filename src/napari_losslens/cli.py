@@ -550,13 +550,19 @@ class _Engine:
 
         from distributed import Client, LocalCluster
 
+        # An interrupted gather leaves a task that asyncio reports as "exception never
+        # retrieved" (AllExit) with a traceback: expected after Ctrl-C, not news for the
+        # user. Task errors reach us as exceptions anyway.
+        asyncio_logger = logging.getLogger("asyncio")
+        self._stack.callback(asyncio_logger.setLevel, asyncio_logger.level)
+        asyncio_logger.setLevel(logging.CRITICAL)
         if self.workers is not None:
             self._cluster = LocalCluster(
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,  # errors in tasks reach us as exceptions
             )
             self._client = Client(self._cluster, set_as_default=False)
         else:
