@@ -5,7 +5,9 @@ its parameters, the U-Net weight-map parameters, the outputs wanted, how to trea
 :func:`run` computes it with :mod:`napari_losslens.core` and returns a
 :class:`ComputeResult`. The expensive distances d1, d2 are kept in a
 :class:`DistanceCache`, so that moving w0, σ or the class weights only re-evaluates the cheap
-:func:`~napari_losslens.core.weight_map_from_distances`.
+:func:`~napari_losslens.core.weight_map_from_distances`. :func:`run_steps` is the same
+computation as a generator that yields a :class:`Progress` before every step, so that a thread
+worker can report progress and stop between steps.
 
 Stacks: the last ``spatial_ndim`` axes are spatial (2, or 3 for a volume), the leading ones
 index independent frames. ``current_index`` restricts the work to one frame.
@@ -13,13 +15,14 @@ index independent frames. ``current_index`` restricts the work to one frame.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -30,8 +33,10 @@ __all__ = [
     "ComputeResult",
     "DistanceCache",
     "InputError",
+    "Progress",
     "WeightParams",
     "check_inputs",
+    "labels_digest",
     "run",
     "run_steps",
 ]
@@ -120,6 +125,20 @@ class ComputeRequest:
         return np.ndim(self.labels) - self.spatial_ndim
 
 
+class Progress(NamedTuple):
+    """What :func:`run_steps` yields before each step: ``done`` of ``total`` steps finished,
+    ``step`` names the one about to run (``"done"`` at the end, when ``done == total``)."""
+
+    done: int
+    total: int
+    step: str
+
+    @property
+    def percent(self) -> float:
+        """How much is done, in percent (100 at the end)."""
+        return 100.0 * self.done / self.total if self.total else 100.0
+
+
 @dataclass
 class ComputeResult:
     """What :func:`run` computed.
@@ -159,12 +178,24 @@ class ComputeResult:
 # --------------------------------------------------------------------------------------
 
 
+def labels_digest(labels: np.ndarray) -> tuple:
+    """A fingerprint of a labels array's content (shape, dtype and a hash of the bytes).
+
+    Cheap next to the distances it guards (about 0.5 ms per MB), so that a cache entry is
+    only ever reused for the very labels it was computed from, whatever events were missed.
+    """
+    arr = np.ascontiguousarray(labels)
+    h = hashlib.sha1(arr.view(np.uint8).reshape(-1) if arr.size else b"", usedforsecurity=False)
+    return (arr.shape, arr.dtype.str, h.hexdigest())
+
+
 @dataclass
 class _Entry:
     labels: np.ndarray  # after separate_touching_cells when asked
     d1: np.ndarray
     d2: np.ndarray
     max_distance: float
+    digest: tuple = ()  # labels_digest of the labels given (before separation)
 
     @property
     def nbytes(self) -> int:
@@ -172,12 +203,17 @@ class _Entry:
 
 
 class DistanceCache:
-    """d1 and d2 per labels (identity, version, frame), reused while parameters move.
+    """d1 and d2 per labels (key, frame), reused while parameters move.
 
-    An entry holds the (separated, if asked) labels, d1, d2 and the ``max_distance`` they were
-    computed with; a request that needs a larger cutoff radius (a larger σ or w0, see
+    An entry holds the (separated, if asked) labels, d1, d2, the ``max_distance`` they were
+    computed with and a digest of the labels' content (:func:`labels_digest`); an entry is
+    reused only for labels of the same content, so a missed edit can never serve stale
+    distances. A request that needs a larger cutoff radius (a larger σ or w0, see
     :func:`~napari_losslens.core.cutoff_radius`) recomputes with some headroom, one that needs
-    less reuses it. Thread-safe; least recently used entries go beyond ``max_bytes``.
+    less reuses it. :meth:`invalidate` (connected to the labels layer's data events) forgets
+    everything, and a computation that was running while it was called does not store its
+    result (it may have started from the labels before the edit). Thread-safe; least
+    recently used entries go beyond ``max_bytes``.
     """
 
     #: Extra radius computed on a miss, so that a slowly growing σ does not miss every time.
@@ -187,16 +223,18 @@ class DistanceCache:
         self.max_bytes = int(max_bytes)
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self._epoch = 0  # bumped by invalidate()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def invalidate(self) -> None:
-        """Forget everything (the labels changed)."""
+    def invalidate(self, *_event: Any) -> None:
+        """Forget everything (the labels changed); takes and ignores an event."""
         with self._lock:
             self._entries.clear()
+            self._epoch += 1
 
     def get(
         self,
@@ -212,24 +250,23 @@ class DistanceCache:
         from .core import cell_distances, separate_touching_cells
 
         full_key = (key, tuple(float(s) for s in spacing), bool(separate_touching))
+        digest = labels_digest(labels) if key is not None else ()
         with self._lock:
+            epoch = self._epoch
             entry = self._entries.get(full_key)
-            if (
-                entry is not None
-                and entry.labels.shape == labels.shape
-                and entry.max_distance >= max_distance
-            ):
+            if entry is not None and entry.digest == digest and entry.max_distance >= max_distance:
                 self._entries.move_to_end(full_key)
                 self.hits += 1
                 return entry
         lab = separate_touching_cells(labels) if separate_touching else labels
         md = max_distance * self.HEADROOM
         d1, d2 = cell_distances(lab, spacing=spacing, max_distance=md, device=device)
-        entry = _Entry(lab, d1, d2, md)
+        entry = _Entry(lab, d1, d2, md, digest)
         with self._lock:
             self.misses += 1
-            if key is not None:
+            if key is not None and epoch == self._epoch:
                 self._entries[full_key] = entry
+                self._entries.move_to_end(full_key)
                 total = sum(e.nbytes for e in self._entries.values())
                 while total > self.max_bytes and len(self._entries) > 1:
                     _, old = self._entries.popitem(last=False)
@@ -367,10 +404,14 @@ def _needs_weight_map(info, outputs) -> bool:
 def run_steps(
     request: ComputeRequest, cache: DistanceCache | None = None
 ) -> Iterator[tuple[int, int]]:
-    """Compute ``request`` step by step: yields ``(done, total)`` and returns the result.
+    """Compute ``request`` step by step: yields a :class:`Progress` before each step and
+    returns the :class:`ComputeResult`.
 
-    A generator, so that a thread worker can report progress and stop between frames
-    (``result = yield from run_steps(...)``). :func:`run` drives it to the end.
+    The steps, per frame: ``distances`` (when the weight map or the distances are wanted),
+    ``weight map``, ``loss``; then, for the whole region: ``error map``, ``statistics``,
+    ``hot-spots`` (each when asked). The last :class:`Progress` has ``done == total`` and the
+    step ``"done"``. A generator, so that a thread worker can report progress and stop between
+    steps (``result = yield from run_steps(...)``); :func:`run` drives it to the end.
     """
     from .core import (
         available_losses,
@@ -427,13 +468,37 @@ def run_steps(
         arrays[name][idx[len(region) :]] = value
 
     values = []
-    total = len(frames) + 1
-    for n_done, idx in enumerate(frames):
-        yield n_done, total
+    need_weights = _needs_weight_map(info, outputs)
+    need_distances = need_weights or "distances" in outputs
+    per_frame = ["loss"]
+    if need_weights:
+        per_frame.insert(0, "weight map")
+    if need_distances:
+        per_frame.insert(0, "distances")
+    after = [
+        name
+        for name, wanted in (
+            ("error map", "errors" in outputs),
+            ("statistics", "object_stats" in outputs),
+            ("hot-spots", "hot_spots" in outputs),
+        )
+        if wanted
+    ]
+    total = len(frames) * len(per_frame) + len(after)
+    done = 0
+
+    def step(name: str, frame: int | None = None) -> Progress:
+        if frame is not None and len(frames) > 1:
+            name = f"{name}, frame {frame + 1}/{len(frames)}"
+        return Progress(done, total, name)
+
+    for n_frame, idx in enumerate(frames):
         lab = labels[idx]
         pred = pred_full[idx]
         weight = None
-        if _needs_weight_map(info, outputs) or "distances" in outputs:
+        if need_distances:
+            yield step("distances", n_frame)
+            done += 1
             entry_key = None if request.cache_key is None else (request.cache_key, idx, spatial)
             if cache is None:
                 cache = DistanceCache()
@@ -447,7 +512,9 @@ def run_steps(
                 max_distance=max(radius, 1.0),
                 device=str(dev),
             )
-            if _needs_weight_map(info, outputs):
+            if need_weights:
+                yield step("weight map", n_frame)
+                done += 1
                 weight = timed(
                     "weight_map",
                     weight_map_from_distances,
@@ -465,6 +532,8 @@ def run_steps(
                 lim = entry.max_distance
                 put("d1", idx, np.minimum(entry.d1, lim))
                 put("d2", idx, np.minimum(entry.d2, lim))
+        yield step("loss", n_frame)
+        done += 1
         kwargs = _loss_kwargs(info, request, spacing, weight)
         common = dict(from_logits=request.from_logits, device=dev, **kwargs)
         try:
@@ -483,7 +552,6 @@ def run_steps(
                 )
         except (TypeError, ValueError) as err:
             raise InputError(f"{info.title}: {err}") from None
-    yield len(frames), total
 
     sub = labels[region] if region else labels
     sub_pred = pred_full[region] if region else pred_full
@@ -492,9 +560,13 @@ def run_steps(
         threshold = 0.0 if request.from_logits else 0.5
     frame_axes = sub.ndim - spatial
     if "errors" in outputs:
+        yield step("error map")
+        done += 1
         arrays["errors"] = timed("errors", error_map, sub, sub_pred, threshold=threshold)
     stats = None
     if "object_stats" in outputs:
+        yield step("statistics")
+        done += 1
         image = None if request.image is None else np.asarray(request.image)
         if image is not None and region:
             image = image[region]
@@ -510,6 +582,8 @@ def run_steps(
         )
     spots = []
     if "hot_spots" in outputs:
+        yield step("hot-spots")
+        done += 1
         found = timed(
             "hot_spots",
             hot_spots,
@@ -521,6 +595,7 @@ def run_steps(
         spots = [_shift_spot(s, region) for s in found]
     if "loss_map" not in outputs:
         arrays.pop("loss_map", None)  # computed for the table or the hot-spots only
+    yield step("done")
     return ComputeResult(
         value=float(np.mean(values)) if values else float("nan"),
         arrays=arrays,

@@ -7,16 +7,21 @@ mark (never by name), updated in place on every computation, and a user's layer 
 touched, even one with the same name (napari then suffixes ours). The only thing written to
 an input layer is the per-object table in the ground-truth layer's ``features``, which is
 what napari shows when hovering over an object.
+
+The distances d1, d2 of a labels layer are kept in one :class:`DistanceCache` per layer
+(:func:`distance_cache`), shared by the widget and the console API and emptied by the layer's
+data and paint events.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._compute import ComputeResult
+from ._compute import ComputeResult, DistanceCache
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -27,6 +32,7 @@ __all__ = [
     "STATS_COLUMNS",
     "LayerInputs",
     "apply_result",
+    "distance_cache",
     "find_owned",
     "is_owned",
     "layer_inputs",
@@ -81,6 +87,33 @@ def find_owned(viewer: napari.Viewer, role: str, source: str | None = None):
 
 
 # --------------------------------------------------------------------------------------
+# The distance cache of a labels layer
+# --------------------------------------------------------------------------------------
+
+_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def distance_cache(layer) -> DistanceCache:
+    """The :class:`DistanceCache` of a labels layer (one per layer, made on first use).
+
+    The widget and :func:`~napari_losslens.inspect` both use it, so that moving w0 or σ in
+    either reuses the distances that the other computed. It is emptied when the layer's data
+    change (``events.data``, ``events.paint``); it lives as long as the layer. Entries also
+    carry a digest of the labels they were computed from, so an edit that sends no event
+    (``layer.data[...] = v`` alone) is caught when the distances are next asked for.
+    """
+    cache = _CACHES.get(layer)
+    if cache is None:
+        cache = DistanceCache()
+        _CACHES[layer] = cache
+        for name in ("data", "paint"):
+            emitter = getattr(layer.events, name, None)
+            if emitter is not None:
+                emitter.connect(cache.invalidate)
+    return cache
+
+
+# --------------------------------------------------------------------------------------
 # Layers -> arrays
 # --------------------------------------------------------------------------------------
 
@@ -122,7 +155,15 @@ def resolve_input(viewer: napari.Viewer, value, role: str, kind: str):
     data = np.asarray(value)
     layer = find_owned(viewer, f"input:{role}")
     if layer is not None and layer._type_string == kind:
-        layer.data = data
+        old = layer.data
+        same = (
+            isinstance(old, np.ndarray)
+            and old.shape == data.shape
+            and old.dtype == data.dtype
+            and np.array_equal(old, data)
+        )
+        if not same:  # the same array again keeps the layer (and its distance cache)
+            layer.data = data
         return layer
     add = viewer.add_labels if kind == "labels" else viewer.add_image
     return add(data, name=role, metadata={OWNER: {"role": f"input:{role}", "source": None}})
@@ -133,7 +174,8 @@ class LayerInputs:
     """Arrays taken from layers, ready for a :class:`~napari_losslens._compute.ComputeRequest`.
 
     ``index`` is the frame taken (leading indices) when only the current slice is used, and
-    ``()`` otherwise; ``full_shape`` is the labels layer's shape.
+    ``()`` otherwise; ``full_shape`` is the labels layer's shape; ``layers`` are the layers
+    read (labels, prediction and the image when given).
     """
 
     labels: np.ndarray
@@ -143,6 +185,7 @@ class LayerInputs:
     index: tuple[int, ...]
     full_shape: tuple[int, ...]
     source: Any
+    layers: tuple = field(default=())
 
 
 def current_index(viewer: napari.Viewer, layer, n_leading: int) -> tuple[int, ...]:
@@ -189,6 +232,7 @@ def layer_inputs(
         index=index,
         full_shape=full_shape,
         source=labels_layer,
+        layers=tuple(x for x in (labels_layer, prediction_layer, image_layer) if x is not None),
     )
 
 

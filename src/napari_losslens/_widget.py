@@ -6,16 +6,25 @@ change, painting included) and writes the plugin's own layers. ``compute()`` run
 synchronously (for scripts and tests); the Compute button and live mode run a
 ``thread_worker`` generator, where the newest request wins and stale work is cancelled.
 
+Under stress the rules are: at most :attr:`LossLensWidget.MAX_WORKERS` workers are alive
+(the current one and one that is stopping at its next step; a request beyond that waits and
+starts, with the then current parameters, when one ends); only the newest request's result is
+shown; a result whose input layer was removed is dropped; an edit of the labels while a
+computation runs starts a fresh one; closing the widget or taking it out of its dock stops
+all work. A computation that runs longer than :attr:`LossLensWidget.PROGRESS_DELAY_MS` shows
+a progress bar, and the status line names the step that runs.
+
 Subwidget names are part of the scripting contract: ``labels_layer``, ``prediction_layer``,
 ``image_layer``, ``loss``, ``device``, ``w0``, ``sigma``, ``class_weights``, ``live``, and
 ``from_logits``, ``background_only``, ``separate_touching``, ``outputs``, ``stack_mode``,
 ``current_slice``, ``threshold``, ``hotspot_k``, ``hotspot_prev``, ``hotspot_next``,
-``compute_button``, ``status``, ``histogram``.
+``compute_button``, ``status``, ``progress``, ``histogram``.
 """
 
 from __future__ import annotations
 
 import ast
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +37,7 @@ from magicgui.widgets import (
     FloatSpinBox,
     Label,
     LineEdit,
+    ProgressBar,
     PushButton,
     SpinBox,
 )
@@ -40,6 +50,7 @@ from ._compute import (
     ComputeResult,
     DistanceCache,
     InputError,
+    Progress,
     WeightParams,
     looks_like_probabilities,
     run,
@@ -102,6 +113,35 @@ class _Outputs(Container):
             self[key].value = key in outputs
 
 
+def _lifecycle_filter(widget: LossLensWidget):
+    """An event filter on the widget's native QWidget that stops all work when the widget is
+    closed or taken out of its dock (its parent becomes None), and lets it work again when
+    shown. It holds the widget weakly and never raises (it runs inside Qt)."""
+    from qtpy.QtCore import QEvent, QObject
+
+    class _Filter(QObject):
+        def __init__(self):
+            super().__init__(widget.native)
+            self._widget = weakref.ref(widget)
+
+        def eventFilter(self, obj, event):
+            ref = getattr(self, "_widget", None)  # gone while Python shuts down
+            w = ref() if ref is not None else None
+            if w is not None and not w._dead:
+                kind = event.type()
+                if kind == QEvent.Type.Close or (
+                    kind == QEvent.Type.ParentChange and obj.parent() is None
+                ):
+                    w._shutdown()
+                elif kind == QEvent.Type.Show:
+                    w._closed = False
+            return False
+
+    f = _Filter()
+    widget.native.installEventFilter(f)
+    return f
+
+
 def _param_control(info_name: str, p) -> Any:
     """A magicgui control for one registry parameter (see :class:`core.LossParam`)."""
     name = f"{info_name}_{p.name}"
@@ -162,15 +202,26 @@ class LossLensWidget(Container):
         result = w.compute()
     """
 
+    #: At most this many background workers are alive at once: the current one and one that
+    #: was cancelled and stops at the end of its current step.
+    MAX_WORKERS = 2
+    #: A background computation that runs longer than this (ms) shows the progress bar.
+    PROGRESS_DELAY_MS = 300
+
     def __init__(self, viewer: napari.viewer.Viewer):
         from .core import available_losses
 
         super().__init__(labels=True, scrollable=False)
         self._viewer = viewer
-        self._cache = DistanceCache()
-        self._labels_version = 0
         self._watched_labels = None
-        self._worker = None
+        self._labels_view = None
+        self._workers: dict[int, Any] = {}  # generation -> alive worker
+        self._pending = False  # a request waits for a worker to end
+        self._job_layers: tuple = ()  # the layers the current worker reads
+        self._step = ""
+        self._progress_shown = False
+        self._closed = False  # closed or out of its dock: no background work
+        self._dead = False  # the Qt widget is gone
         self._generation = 0
         self._spot_index = -1
         self.last_result: ComputeResult | None = None
@@ -272,6 +323,9 @@ class LossLensWidget(Container):
         self.compute_button = PushButton(name="compute_button", text="Compute")
         self.live = CheckBox(name="live", text="live (recompute on every change)")
         self.status = Label(name="status", value="", label=" ")
+        self.progress = ProgressBar(
+            name="progress", label=" ", min=0, max=100, value=0, visible=False
+        )
         self.histogram = EmptyWidget(name="histogram", label=" ")
         self._figure = None
 
@@ -311,15 +365,29 @@ class LossLensWidget(Container):
                 self.compute_button,
                 self.live,
                 self.status,
+                self.progress,
                 self.histogram,
             ]
         )
         self._make_histogram()
         self._show_loss_params()
 
+        from qtpy.QtCore import QTimer
         from superqt.utils import qdebounced
 
         self._debounced_start = qdebounced(self._start_worker, timeout=15)
+        self._progress_timer = QTimer(self.native)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.timeout.connect(self._show_progress)
+        self._lifecycle = _lifecycle_filter(self)
+        ref = weakref.ref(self)
+
+        def on_destroyed(*_):
+            widget = ref()
+            if widget is not None:
+                widget._on_destroyed()
+
+        self.native.destroyed.connect(on_destroyed)
 
         # signals
         self.loss.changed.connect(self._show_loss_params)
@@ -381,7 +449,18 @@ class LossLensWidget(Container):
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         return ["auto", "cpu", *(f"cuda:{i}" for i in range(n))]
 
-    def _on_layers_changed(self, _event=None):
+    def _on_layers_changed(self, event=None):
+        if self._dead:
+            return
+        removed = (
+            getattr(event, "value", None) if getattr(event, "type", "") == "removed" else None
+        )
+        if removed is not None and self.worker is not None:
+            if any(removed is layer for layer in self._job_layers):
+                # its result would describe a layer that is gone: stop and drop it
+                self._cancel_worker()
+                self._end_progress()
+                self.status.value = f"stopped: layer {removed.name!r} was removed"
         self.reset_choices()
 
     def reset_choices(self, *_):
@@ -429,39 +508,64 @@ class LossLensWidget(Container):
         self.w_foreground.visible = custom
 
     def _on_parameter_changed(self, *_):
-        if self.live.value:
+        if self.live.value and not self._closed:
             self._debounced_start()
 
     def _on_dims_changed(self, *_):
-        if self.live.value and self.current_slice.value:
+        if self.live.value and self.current_slice.value and not self._closed:
             self._debounced_start()
 
     # ------------------------------------------------------------ labels and cache
 
     def _on_labels_layer_changed(self, layer):
-        old = self._watched_labels
-        if old is not None:
-            for ev in (old.events.data, old.events.paint):
-                ev.disconnect(self._on_labels_edited)
-        self._watched_labels = layer
-        if layer is not None:
-            layer.events.data.connect(self._on_labels_edited)
-            layer.events.paint.connect(self._on_labels_edited)
-        self._on_labels_edited()
-        if self.live.value:
+        if self._dead:
+            return
+        self._watch_labels(layer)
+        if self.live.value and not self._closed:
             self._debounced_start()
 
-    def _on_labels_edited(self, *event):
-        """The labels changed (painting included): their distances are stale."""
-        self._labels_version += 1
-        self._cache.invalidate()
-        if event and self.live.value:
+    def _watch_labels(self, layer) -> None:
+        """Follow the edits of the chosen labels layer (and of no other)."""
+        old, self._watched_labels = self._watched_labels, layer
+        if old is not None:
+            old.events.data.disconnect(self._on_labels_edited)
+            old.events.paint.disconnect(self._on_labels_edited)
+            old.events.set_data.disconnect(self._on_labels_refreshed)
+        if layer is not None:
+            _layers.distance_cache(layer)  # connected before our handlers: emptied first
+            layer.events.data.connect(self._on_labels_edited)
+            layer.events.paint.connect(self._on_labels_edited)
+            layer.events.set_data.connect(self._on_labels_refreshed)
+        self._labels_view = self._view_key()
+
+    def _view_key(self) -> tuple:
+        dims = self._viewer.dims
+        return (tuple(dims.current_step), dims.ndisplay, tuple(dims.order))
+
+    def _on_labels_edited(self, *_event):
+        """The labels changed (painting included): recompute when live, or when a
+        computation is running (its result would show the labels before the edit).
+
+        The layer's distance cache was emptied by the same event (:func:`_layers.distance_cache`).
+        """
+        if self._closed or self._dead:
+            return
+        if self.live.value or self.worker is not None or self._pending:
             self._debounced_start()
+
+    def _on_labels_refreshed(self, *_event):
+        """``events.set_data``: a new slice was drawn, or the same view was refreshed, which
+        is how ``layer.data[...] = v; layer.refresh()`` shows an edit."""
+        view = self._view_key()
+        same, self._labels_view = view == self._labels_view, view
+        if same:
+            self._on_labels_edited()
 
     @property
     def cache(self) -> DistanceCache:
-        """The distance cache (d1, d2 per labels layer and frame)."""
-        return self._cache
+        """The distance cache of the chosen labels layer (shared with :func:`inspect`)."""
+        layer = self.labels_layer.value
+        return _layers.distance_cache(layer) if layer is not None else DistanceCache()
 
     # ----------------------------------------------------------------- computation
 
@@ -489,7 +593,7 @@ class LossLensWidget(Container):
         }
 
     def _gather(self):
-        """Read the layers and the controls (main thread): ``(inputs, request)``."""
+        """Read the layers and the controls (main thread): ``(inputs, request, cache)``."""
         labels, pred = self.labels_layer.value, self.prediction_layer.value
         if labels is None and pred is None:
             raise InputError(
@@ -532,7 +636,7 @@ class LossLensWidget(Container):
             stack_mode=self.stack_mode.value,
             threshold=None if self.from_logits.value else float(self.threshold.value),
             hotspot_k=int(self.hotspot_k.value),
-            cache_key=(id(labels), self._labels_version, inputs.index),
+            cache_key=("layer", inputs.index),
         )
         if (
             request.from_logits
@@ -543,7 +647,7 @@ class LossLensWidget(Container):
                 "The prediction lies in [0, 1] but 'prediction holds logits' is ticked: "
                 "untick it if these are probabilities."
             )
-        return inputs, request
+        return inputs, request, _layers.distance_cache(labels)
 
     def _fail(self, err: Exception) -> None:
         message = str(err) if isinstance(err, InputError) else f"Loss Lens: {err}"
@@ -558,60 +662,160 @@ class LossLensWidget(Container):
         is cancelled first.
         """
         self._cancel_worker()
+        self._end_progress()
         try:
-            inputs, request = self._gather()
-            result = run(request, self._cache)
+            inputs, request, cache = self._gather()
+            result = run(request, cache)
         except (InputError, ValueError, TypeError) as err:
             self._fail(err)
             return None
         self._apply(inputs, result)
         return result
 
+    # ----------------------------------------------------------- background workers
+
+    @property
+    def worker(self):
+        """The background worker of the newest request, while it runs (else None)."""
+        return self._workers.get(self._generation)
+
+    @property
+    def workers(self) -> tuple:
+        """Every background worker still alive (the current one and any that is stopping)."""
+        return tuple(self._workers.values())
+
     def _cancel_worker(self) -> None:
+        """Supersede every running computation: each stops at its next step, and whatever
+        it still sends is dropped (its generation is no longer the current one)."""
         self._generation += 1
-        worker, self._worker = self._worker, None
-        if worker is not None:
+        self._pending = False
+        for worker in self._workers.values():
             worker.quit()
 
     def _start_worker(self, *_) -> None:
-        """Compute in a thread worker; a newer request cancels and supersedes this one."""
+        """Compute in a thread worker; a newer request cancels and supersedes this one.
+
+        With :attr:`MAX_WORKERS` alive already (one current, one stopping), the request
+        waits and starts when one ends, with the parameters of that moment, so that a burst
+        of changes never piles up workers.
+        """
+        if self._closed or self._dead:
+            return
+        self._cancel_worker()
+        if len(self._workers) >= self.MAX_WORKERS:
+            self._pending = True
+            return
+        self._launch()
+
+    def _launch(self) -> None:
         from napari.qt.threading import thread_worker
 
-        self._cancel_worker()
+        self._pending = False
         generation = self._generation
         try:
-            inputs, request = self._gather()
+            inputs, request, cache = self._gather()
         except (InputError, ValueError, TypeError) as err:
+            self._end_progress()
             self._fail(err)
             return
-        cache = self._cache
 
         @thread_worker(start_thread=False)
         def work():
             return (yield from run_steps(request, cache))
 
         worker = work()
+        # the callbacks hold the generation, not the worker: no reference cycle
+        worker.yielded.connect(lambda progress: self._on_progress(generation, progress))
         worker.returned.connect(lambda result: self._on_returned(generation, inputs, result))
         worker.errored.connect(lambda err: self._on_errored(generation, err))
-        self._worker = worker
+        worker.finished.connect(lambda: self._on_worker_finished(generation))
+        self._workers[generation] = worker
+        self._job_layers = inputs.layers
+        self._step = ""
+        self.progress.value = 0
         self.status.value = "computing…"
+        if not self._progress_shown:
+            self._progress_timer.start(self.PROGRESS_DELAY_MS)
         worker.start()
 
+    def _on_progress(self, generation: int, progress: Progress) -> None:
+        if self._dead or generation != self._generation:
+            return
+        self._step = progress.step
+        self.progress.value = progress.percent
+        if self._progress_shown and progress.done < progress.total:
+            self.status.value = f"computing: {progress.step}…"
+
+    def _show_progress(self) -> None:
+        """The current computation runs long: show the bar and the step."""
+        if self._dead or self.worker is None:
+            return
+        self._progress_shown = True
+        self.progress.visible = True
+        if self._step and self._step != "done":
+            self.status.value = f"computing: {self._step}…"
+
+    def _end_progress(self) -> None:
+        if self._dead:
+            return
+        self._progress_timer.stop()
+        if self._progress_shown:
+            self._progress_shown = False
+            self.progress.visible = False
+
     def _on_returned(self, generation: int, inputs, result: ComputeResult) -> None:
-        if generation != self._generation or result is None:
-            return  # stale: a newer request superseded it
-        self._worker = None
+        if self._dead or generation != self._generation or result is None:
+            return  # stale: a newer request superseded it, or the widget is gone
+        if any(layer not in self._viewer.layers for layer in inputs.layers):
+            return  # an input layer was removed meanwhile
+        self._end_progress()
         self._apply(inputs, result)
 
     def _on_errored(self, generation: int, err: Exception) -> None:
-        if generation == self._generation:
-            self._worker = None
-            self._fail(err)
+        if self._dead or generation != self._generation:
+            return
+        self._end_progress()
+        self._fail(err)
 
-    @property
-    def worker(self):
-        """The running background worker, if any."""
-        return self._worker
+    def _on_worker_finished(self, generation: int) -> None:
+        self._workers.pop(generation, None)
+        if self._dead:
+            return
+        if generation == self._generation:
+            self._end_progress()
+        if self._pending and not self._closed and len(self._workers) < self.MAX_WORKERS:
+            self._launch()
+
+    # ------------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the widget: running computations stop, and none starts until it is shown."""
+        self._shutdown()
+        super().close()
+
+    def _shutdown(self) -> None:
+        """Stop all work (closed, or taken out of its dock); results on their way are
+        dropped. Workers stop at the end of their current step."""
+        self._closed = True
+        self._debounced_start.cancel()
+        self._cancel_worker()
+        self._end_progress()
+
+    def _on_destroyed(self) -> None:
+        """The Qt widget is gone: stop all work and let go of the viewer's events."""
+        self._dead = True
+        self._closed = True
+        self._debounced_start.cancel()
+        self._cancel_worker()
+        events = self._viewer.layers.events
+        for ev in (events.inserted, events.removed, events.moved):
+            ev.disconnect(self._on_layers_changed)
+        self._viewer.dims.events.current_step.disconnect(self._on_dims_changed)
+        layer, self._watched_labels = self._watched_labels, None
+        if layer is not None:
+            layer.events.data.disconnect(self._on_labels_edited)
+            layer.events.paint.disconnect(self._on_labels_edited)
+            layer.events.set_data.disconnect(self._on_labels_refreshed)
 
     def _apply(self, inputs, result: ComputeResult) -> None:
         self.layers = _layers.apply_result(self._viewer, inputs, result)
@@ -628,7 +832,7 @@ class LossLensWidget(Container):
         # after the layers are drawn: the histogram is not on the critical path
         from qtpy.QtCore import QTimer
 
-        QTimer.singleShot(0, lambda: self._update_histogram(result))
+        QTimer.singleShot(0, lambda: self._dead or self._update_histogram(result))
 
     # -------------------------------------------------------------------- hot-spots
 

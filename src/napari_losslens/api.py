@@ -2,7 +2,8 @@
 
 ``inspect`` computes with :mod:`napari_losslens.core` and writes exactly the layers the
 widget would (same marks, names, colormaps, in-place updates), through the same layer
-adapter; ``show`` opens (or returns) the docked "Loss Lens" widget. napari is imported only
+adapter and with the same distance cache per labels layer (so a second call with only w0 or
+σ changed skips the distances); ``show`` opens (or returns) the docked "Loss Lens" widget. napari is imported only
 inside these calls, so ``import napari_losslens`` stays GUI-free.
 
 In napari's console::
@@ -143,8 +144,9 @@ def inspect(
         threshold=options["threshold"],
         hotspot_k=int(options["hotspot_k"]),
         hotspot_sigma=float(options["hotspot_sigma"]),
+        cache_key=("layer", inputs.index),
     )
-    result = run(request)
+    result = run(request, _layers.distance_cache(lab_layer))
     layers = _layers.apply_result(viewer, inputs, result)
     return InspectResult(
         value=result.value,
