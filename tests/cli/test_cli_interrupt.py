@@ -91,3 +91,42 @@ def test_interrupted_batch_keeps_finished_files_and_a_rerun_finishes(
     for name, lab in labels.items():
         got = _read(out / f"{name}{suffix}")
         np.testing.assert_allclose(got, unet_weight_map(lab, device="cpu"), rtol=0, atol=1e-4)
+
+
+def test_interrupted_loss_batch_reports_the_rows_done_and_a_rerun_completes_the_csv(
+    tmp_path, capsys, monkeypatch
+):
+    import napari_losslens.cli as cli
+
+    preds, targets = [], []
+    for i in range(3):
+        lab = write_labels(tmp_path / f"t{i}.tif", shape=(30, 30), n_cells=3, seed=40 + i)
+        p = np.clip(0.7 * (lab > 0) + 0.2, 0, 1).astype(np.float32)
+        np.save(tmp_path / f"p{i}.npy", p)
+        preds.append(str(tmp_path / f"p{i}.npy"))
+        targets.append(str(tmp_path / f"t{i}.tif"))
+    maps, table = tmp_path / "maps", tmp_path / "scores.csv"
+    argv = ["loss", "-q", "--prediction", *preds, "--target", *targets, "-o", str(maps)]
+    argv += ["--csv", str(table)]
+    real_write = cli._write_output
+    calls = []
+
+    def write_then_ctrl_c(path, *args):  # Ctrl-C while the second map is being written
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_write(path, *args)
+
+    monkeypatch.setattr(cli, "_write_output", write_then_ctrl_c)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted by SIGINT: 1 of 3 done" in err
+    assert preds[1] in err.split("not done", 1)[1] and preds[2] in err.split("not done", 1)[1]
+    assert len(table.read_text().splitlines()) == 2  # the header and the pair done
+    assert sorted(p.name for p in maps.iterdir()) == ["p0.tif"]
+
+    monkeypatch.setattr(cli, "_write_output", real_write)
+    assert main([*argv, "--skip-existing"]) == 0
+    lines = table.read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == preds
+    assert sorted(p.name for p in maps.iterdir()) == ["p0.tif", "p1.tif", "p2.tif"]
