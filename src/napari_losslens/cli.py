@@ -1267,11 +1267,14 @@ WEIGHTS_EPILOG = """\
 The weight map (Ronneberger et al. 2015, eq. 2) is
     w(x) = wc(x) + w0 * exp(-(d1(x) + d2(x))^2 / (2 sigma^2))
 with d1, d2 the distances to the nearest and second-nearest cell, in --spacing units.
-Each output is a float32 TIFF with the input's name (.npy becomes .tif) in OUTDIR.
+Each output is a float32 TIFF with the input's name (.npy becomes .tif) in OUTDIR, or a
+.zarr folder (.zarr inputs, or --format zarr).
 
 examples:
   losslens weights train/labels/*.tif -o train/weights
   losslens weights stack.tif --spacing 2,0.5,0.5 --sigma 3 --class-weights balanced -o w/
+  losslens weights volume.tif --chunks 32,512,512 --workers 4 --format zarr -o w/
+  losslens weights volume.tif --chunks 32,512,512 --workers 4 --format zarr -o w/ --skip-existing
 """
 
 MAIN_DESCRIPTION = """\
@@ -1301,7 +1304,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser(
         "weights",
         help="U-Net weight maps for label images",
-        description="Write the U-Net weight map of each label image (TIFF or .npy) to OUTDIR.",
+        description="Write the U-Net weight map of each label image (TIFF/.npy/.zarr) to OUTDIR.",
         epilog=WEIGHTS_EPILOG,
         formatter_class=_Formatter,
     )
@@ -1309,7 +1312,7 @@ def build_parser() -> argparse.ArgumentParser:
         "labels",
         nargs="+",
         metavar="LABELS",
-        help="label images: .tif/.tiff or .npy, 2D or 3D, 0 = background",
+        help="label images: .tif/.tiff, .npy or .zarr, 2D or 3D, 0 = background",
     )
     w.add_argument(
         "-o",
@@ -1391,7 +1394,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         required=True,
         metavar="P",
-        help="prediction files (.tif/.npy): probabilities in [0, 1], or logits "
+        help="prediction files (.tif/.npy/.zarr): probabilities in [0, 1], or logits "
         "with --from-logits; repeat the option or list several (required)",
     )
     lo.add_argument(
@@ -1432,7 +1435,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         metavar="PATH",
-        help="where to write the loss maps (float32 TIFF): a .tif file for one "
+        help="where to write the loss maps (float32 TIFF or zarr): a .tif or .zarr file for one "
         "pair, a folder for several (named after the predictions) "
         "(default: no maps written)",
     )
