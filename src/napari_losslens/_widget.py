@@ -76,6 +76,10 @@ DEFAULT_OUTPUTS = ("loss_map", "weight_map", "object_stats", "hot_spots")
 _PRED_HINTS = ("pred", "prob", "logit", "output", "sigmoid")
 
 
+class _MissingLayer(InputError):
+    """No ground truth or no prediction chosen (in live mode: a status line, no pop-up)."""
+
+
 def _notify_error(message: str) -> None:
     from napari.utils import notifications
 
@@ -207,6 +211,9 @@ class LossLensWidget(Container):
     MAX_WORKERS = 2
     #: A background computation that runs longer than this (ms) shows the progress bar.
     PROGRESS_DELAY_MS = 300
+    #: The histogram (a matplotlib redraw, ~0.2 s) waits until background results have
+    #: stopped coming for this long (ms), so that live updates are not slowed by it.
+    HISTOGRAM_DELAY_MS = 250
 
     def __init__(self, viewer: napari.viewer.Viewer):
         from .core import available_losses
@@ -379,6 +386,9 @@ class LossLensWidget(Container):
         self._progress_timer = QTimer(self.native)
         self._progress_timer.setSingleShot(True)
         self._progress_timer.timeout.connect(self._show_progress)
+        self._histogram_timer = QTimer(self.native)
+        self._histogram_timer.setSingleShot(True)
+        self._histogram_timer.timeout.connect(self._on_histogram_due)
         self._lifecycle = _lifecycle_filter(self)
         ref = weakref.ref(self)
 
@@ -596,14 +606,14 @@ class LossLensWidget(Container):
         """Read the layers and the controls (main thread): ``(inputs, request, cache)``."""
         labels, pred = self.labels_layer.value, self.prediction_layer.value
         if labels is None and pred is None:
-            raise InputError(
+            raise _MissingLayer(
                 "No layers to compare: open a sample (File > Open Sample > napari-losslens) "
                 "or add a Labels layer of ground truth and an Image layer of predictions."
             )
         if labels is None:
-            raise InputError("No ground truth: add or choose a Labels layer.")
+            raise _MissingLayer("No ground truth: add or choose a Labels layer.")
         if pred is None:
-            raise InputError(
+            raise _MissingLayer(
                 "No prediction: add or choose an Image layer of probabilities (or logits), "
                 "or a Labels mask."
             )
@@ -716,7 +726,12 @@ class LossLensWidget(Container):
             inputs, request, cache = self._gather()
         except (InputError, ValueError, TypeError) as err:
             self._end_progress()
-            self._fail(err)
+            if isinstance(err, _MissingLayer) and self.live.value:
+                # a layer was just removed (or the viewer is closing): say it, no pop-up
+                self.last_message = str(err)
+                self.status.value = f"⚠ {err}"
+            else:
+                self._fail(err)
             return
 
         @thread_worker(start_thread=False)
@@ -769,7 +784,7 @@ class LossLensWidget(Container):
         if any(layer not in self._viewer.layers for layer in inputs.layers):
             return  # an input layer was removed meanwhile
         self._end_progress()
-        self._apply(inputs, result)
+        self._apply(inputs, result, histogram_delay=self.HISTOGRAM_DELAY_MS)
 
     def _on_errored(self, generation: int, err: Exception) -> None:
         if self._dead or generation != self._generation:
@@ -817,7 +832,7 @@ class LossLensWidget(Container):
             layer.events.paint.disconnect(self._on_labels_edited)
             layer.events.set_data.disconnect(self._on_labels_refreshed)
 
-    def _apply(self, inputs, result: ComputeResult) -> None:
+    def _apply(self, inputs, result: ComputeResult, histogram_delay: int = 0) -> None:
         self.layers = _layers.apply_result(self._viewer, inputs, result)
         self.last_result = result
         self.last_message = ""
@@ -829,10 +844,9 @@ class LossLensWidget(Container):
         )
         n = len(result.hot_spots)
         self.hotspot_info.value = f"{n} hot-spot(s) found" if "hot_spots" in result.outputs else ""
-        # after the layers are drawn: the histogram is not on the critical path
-        from qtpy.QtCore import QTimer
-
-        QTimer.singleShot(0, lambda: self._dead or self._update_histogram(result))
+        # after the layers are drawn, and once a burst of live results is over: the
+        # histogram is not on the critical path
+        self._histogram_timer.start(histogram_delay)
 
     # -------------------------------------------------------------------- hot-spots
 
@@ -889,6 +903,14 @@ class LossLensWidget(Container):
         self._axes = self._figure.subplots(2, 1)
         for ax in self._axes:
             ax.tick_params(labelsize=7)
+
+    def _on_histogram_due(self) -> None:
+        if self._dead or self.last_result is None:
+            return
+        if self.worker is not None or self._pending:  # a newer result is on its way
+            self._histogram_timer.start(self.HISTOGRAM_DELAY_MS)
+            return
+        self._update_histogram(self.last_result)
 
     def _update_histogram(self, result: ComputeResult) -> None:
         ax_map, ax_obj = self._axes
