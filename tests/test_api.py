@@ -91,3 +91,50 @@ def test_inspect_errors(make_napari_viewer):
         napari_losslens.inspect(viewer, lab, np.zeros((8, 8)), loss="bce", gamma=2)
     with pytest.raises(ValueError, match="same shape"):
         napari_losslens.inspect(viewer, lab, np.zeros((8, 9)))
+
+
+def test_inspect_reuses_the_layers_distance_cache(sample_viewer):
+    from napari_losslens._layers import distance_cache
+    from napari_losslens._widget import LossLensWidget
+
+    gt = sample_viewer.layers["ground truth"]
+    pred = sample_viewer.layers["prediction"].data
+    outputs = ("loss_map", "weight_map")
+    napari_losslens.inspect(sample_viewer, gt, "prediction", loss="unet_ce", outputs=outputs)
+    cache = distance_cache(gt)
+    misses, hits = cache.misses, cache.hits
+    assert misses == 1
+    r = napari_losslens.inspect(
+        sample_viewer, gt, "prediction", loss="unet_ce", outputs=outputs, w0=6.0, sigma=3.0
+    )
+    assert (cache.misses, cache.hits) == (misses, hits + 1)  # only w0 and σ moved
+    np.testing.assert_allclose(
+        r.arrays["weight_map"], core.unet_weight_map(gt.data, w0=6.0, sigma=3.0), atol=1e-3
+    )
+    ref = core.loss_map(pred, gt.data, "unet_ce", w0=6.0, sigma=3.0)
+    np.testing.assert_allclose(r.arrays["loss_map"], ref, rtol=1e-4, atol=1e-3)
+    assert LossLensWidget(sample_viewer).cache is cache  # the widget uses the same one
+    gt.paint((20, 20), int(gt.data.max()) + 1, refresh=True)  # an edit empties it
+    assert len(cache) == 0
+    r = napari_losslens.inspect(sample_viewer, gt, "prediction", outputs=("weight_map",))
+    assert cache.misses == misses + 1
+    np.testing.assert_allclose(r.arrays["weight_map"], core.unet_weight_map(gt.data), atol=1e-3)
+
+
+def test_inspect_with_the_same_array_keeps_the_cache(make_napari_viewer):
+    from napari_losslens._layers import distance_cache
+
+    viewer = make_napari_viewer()
+    lab = np.zeros((40, 40), np.int32)
+    lab[5:15, 5:15] = 1
+    lab[15:25, 5:15] = 2
+    pred = np.where(lab > 0, 0.8, 0.1).astype(np.float32)
+    napari_losslens.inspect(viewer, lab, pred, outputs="weight_map")
+    cache = distance_cache(viewer.layers["labels"])
+    r = napari_losslens.inspect(viewer, lab.copy(), pred, outputs="weight_map", w0=5.0)
+    assert (cache.misses, cache.hits) == (1, 1)
+    np.testing.assert_allclose(r.arrays["weight_map"], core.unet_weight_map(lab, w0=5.0), 1e-5)
+    lab[30:35, 30:35] = 3  # a different array: the layer is updated, the cache starts over
+    r = napari_losslens.inspect(viewer, lab, pred, outputs="weight_map")
+    assert cache.misses == 2
+    np.testing.assert_allclose(r.arrays["weight_map"], core.unet_weight_map(lab), 1e-5, 1e-3)
