@@ -131,6 +131,28 @@ def test_closing_the_dock_mid_computation(sample_viewer, qtbot, slow_distances):
     assert find_owned(sample_viewer, "weight_map") is None
 
 
+def test_widget_destroyed_mid_computation(sample_viewer, qtbot, slow_distances):
+    """As when the viewer closes: the Qt widget is deleted while a computation runs."""
+    from napari_losslens._widget import LossLensWidget
+
+    widget = LossLensWidget(sample_viewer)
+    widget.outputs.value = ("weight_map",)
+    widget.live.value = True
+    widget.compute_button.clicked.emit()
+    qtbot.waitUntil(lambda: slow_distances.calls > 0, timeout=5_000)
+    with qtbot.waitSignal(widget.native.destroyed, timeout=2_000):
+        widget.native.deleteLater()
+    assert widget._dead and widget.worker is None
+    qtbot.waitUntil(lambda: _all_done(widget), timeout=10_000)
+    # the viewer's events no longer reach it
+    sample_viewer.layers["ground truth"].paint((5, 5), 999, refresh=True)
+    sample_viewer.add_image(np.zeros((8, 8)), name="another")
+    sample_viewer.layers.remove("prediction")
+    qtbot.wait(50)
+    assert not widget.workers
+    assert find_owned(sample_viewer, "weight_map") is None
+
+
 def _edit(layer, how: str) -> None:
     new_id = int(layer.data.max()) + 1
     if how == "paint":  # the brush: events.paint
