@@ -120,7 +120,7 @@ class _Outputs(Container):
 def _lifecycle_filter(widget: LossLensWidget):
     """An event filter on the widget's native QWidget that stops all work when the widget is
     closed or taken out of its dock (its parent becomes None), and lets it work again when
-    shown. It holds the widget weakly and never raises (it runs inside Qt)."""
+    shown or docked again. It holds the widget weakly and never raises (it runs inside Qt)."""
     from qtpy.QtCore import QEvent, QObject
 
     class _Filter(QObject):
@@ -137,8 +137,8 @@ def _lifecycle_filter(widget: LossLensWidget):
                     kind == QEvent.Type.ParentChange and obj.parent() is None
                 ):
                     w._shutdown()
-                elif kind == QEvent.Type.Show:
-                    w._closed = False
+                elif kind in (QEvent.Type.Show, QEvent.Type.ParentChange):
+                    w._closed = False  # shown again, or docked again
             return False
 
     f = _Filter()

@@ -3,8 +3,8 @@
 ``inspect`` computes with :mod:`napari_losslens.core` and writes exactly the layers the
 widget would (same marks, names, colormaps, in-place updates), through the same layer
 adapter and with the same distance cache per labels layer (so a second call with only w0 or
-σ changed skips the distances); ``show`` opens (or returns) the docked "Loss Lens" widget. napari is imported only
-inside these calls, so ``import napari_losslens`` stays GUI-free.
+σ changed skips the distances); ``show`` opens (or returns) the docked "Loss Lens" widget.
+napari is imported only inside these calls, so ``import napari_losslens`` stays GUI-free.
 
 In napari's console::
 
