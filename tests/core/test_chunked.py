@@ -99,3 +99,18 @@ def test_dask_input_not_modified(cells2d):
     before = cells2d.copy()
     unet_weight_map(da.from_array(cells2d, chunks=50), separate_touching=True).compute()
     assert np.array_equal(cells2d, before)
+
+
+def test_zarr_array_is_read_tile_by_tile_with_the_same_result(cells2d, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    z = zarr.open_array(
+        str(tmp_path / "labels.zarr"),
+        mode="w",
+        shape=cells2d.shape,
+        chunks=(32, 32),
+        dtype=cells2d.dtype,
+    )
+    z[:] = cells2d
+    got = unet_weight_map(z, tile_voxels=3000, device="cpu")
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(got, unet_weight_map(cells2d, device="cpu"))
