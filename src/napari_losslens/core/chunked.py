@@ -19,7 +19,6 @@ refused with a message saying so.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,6 @@ def is_dask(x: object) -> bool:
     """True for a dask array (without importing dask when it is not loaded)."""
     mod = type(x).__module__
     return mod.startswith("dask.") and hasattr(x, "chunks")
-
-
-def _halo(radius: float, spacing: tuple[float, ...], extra: int = 0) -> tuple[int, ...]:
-    return tuple(math.ceil(radius / s) + 1 + extra for s in spacing)
 
 
 def unet_weight_map_dask(
@@ -63,7 +58,9 @@ def unet_weight_map_dask(
     from .weights import (
         _check_w0_sigma,
         _parse_class_weights,
+        balanced_class_weights,
         cutoff_radius,
+        halo_pixels,
         separate_touching_cells,
         unet_weight_map,
     )
@@ -82,11 +79,8 @@ def unet_weight_map_dask(
             separate_touching_cells, depth=1, boundary="none", dtype=lab.dtype, trim=True
         )
     if cw == "balanced":
-        n = int(np.prod(lab.shape))
-        n_fg = int((lab > 0).sum().compute())
-        n_bg = n - n_fg
-        cw = (n / (2.0 * n_bg) if n_bg else 0.0, n / (2.0 * n_fg) if n_fg else 0.0)
-    depth = _halo(cutoff_radius(w0, sigma), sp)
+        cw = balanced_class_weights(int(np.prod(lab.shape)), int((lab > 0).sum().compute()))
+    depth = halo_pixels(cutoff_radius(w0, sigma), sp)
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
 
     def block(b):

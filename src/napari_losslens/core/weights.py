@@ -137,13 +137,23 @@ def _class_weights_pair(foreground: torch.Tensor, class_weights) -> tuple[float,
     if cw is None:
         return 1.0, 1.0
     if cw == "balanced":
-        n = foreground.numel()
-        n_fg = int(foreground.sum())
-        n_bg = n - n_fg
-        w_bg = n / (2.0 * n_bg) if n_bg else 0.0
-        w_fg = n / (2.0 * n_fg) if n_fg else 0.0
-        return w_bg, w_fg
+        return balanced_class_weights(foreground.numel(), int(foreground.sum()))
     return cw
+
+
+def balanced_class_weights(n: int, n_foreground: int) -> tuple[float, float]:
+    """``(w_background, w_foreground)`` with each class weighted ``n / (2 · n_class)``.
+
+    Both classes then carry the same total weight n/2; an absent class gets 0.
+    """
+    n_bg = n - n_foreground
+    return (n / (2.0 * n_bg) if n_bg else 0.0, n / (2.0 * n_foreground) if n_foreground else 0.0)
+
+
+def halo_pixels(radius: float, spacing, extra: int = 1) -> tuple[int, ...]:
+    """Pixels per axis that hold every point within ``radius`` (in spacing units), plus
+    ``extra`` (1 for rounding, 2 when touching cells are separated inside the tile)."""
+    return tuple((math.ceil(radius / s) if radius > 0 else 0) + extra for s in spacing)
 
 
 def class_weight_map(labels: ArrayLike, class_weights=None, *, dtype=torch.float32):
@@ -358,8 +368,7 @@ def unet_weight_map(
     shape = check_label_array(labels)
     sp = validate_spacing(spacing, len(shape))
     radius = cutoff_radius(w0, sigma)
-    extra = 2 if separate_touching else 1
-    halo = tuple((math.ceil(radius / s) if radius > 0 else 0) + extra for s in sp)
+    halo = halo_pixels(radius, sp, extra=2 if separate_touching else 1)
     budget = default_tile_voxels(math.prod(shape)) if tile_voxels is None else int(tile_voxels)
     if budget < 1:
         raise ValueError(f"tile_voxels must be a positive number of voxels, got {tile_voxels}")
@@ -473,8 +482,7 @@ def _class_weights_pair_tiled(labels, cw, separate, dev, budget):
         if separate:
             lab = _separate_touching(lab)
         n_fg += int((lab[inner] > 0).sum())
-    n_bg = n - n_fg
-    return (n / (2.0 * n_bg) if n_bg else 0.0, n / (2.0 * n_fg) if n_fg else 0.0)
+    return balanced_class_weights(n, n_fg)
 
 
 def _weight_map_tiled(
