@@ -1,4 +1,5 @@
-"""Shared test configuration: the ``cuda`` marker and the ``device`` fixture."""
+"""Shared test configuration: the ``cuda`` marker, the ``device`` fixture and a viewer
+holding the sample."""
 
 from __future__ import annotations
 
@@ -19,3 +20,14 @@ def pytest_collection_modifyitems(config, items):
 def device(request):
     """Each test that takes ``device`` runs on the CPU and (where present) on CUDA."""
     return request.param
+
+
+@pytest.fixture
+def sample_viewer(make_napari_viewer):
+    """A viewer holding the touching-nuclei sample (image, prediction, ground truth)."""
+    from napari_losslens._sample_data import touching_nuclei
+
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in touching_nuclei():
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    return viewer

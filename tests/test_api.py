@@ -13,16 +13,6 @@ from napari_losslens import core
 from napari_losslens._layers import OWNER
 
 
-@pytest.fixture
-def sample_viewer(make_napari_viewer):
-    from napari_losslens._sample_data import touching_nuclei
-
-    viewer = make_napari_viewer()
-    for data, kwargs, kind in touching_nuclei():
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    return viewer
-
-
 def test_import_is_gui_free():
     code = (
         "import sys, napari_losslens as n; n.inspect; n.show; "

@@ -1,19 +1,8 @@
-"""Shared fixtures for the napari-side tests: a viewer with a sample and the docked widget."""
+"""napari-side fixtures: the widget on the sample viewer (see tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture
-def sample_viewer(make_napari_viewer):
-    """A viewer holding the touching-nuclei sample (image, prediction, ground truth)."""
-    from napari_losslens._sample_data import touching_nuclei
-
-    viewer = make_napari_viewer()
-    for data, kwargs, kind in touching_nuclei():
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    return viewer
 
 
 @pytest.fixture
