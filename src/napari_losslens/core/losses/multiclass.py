@@ -3,7 +3,7 @@
 A prediction of shape ``(C, *spatial)`` (probabilities, or logits with ``from_logits=True``,
 to which a softmax over the class axis is applied) and a target of class ids of shape
 ``spatial`` (0..C−1) go through the same public functions as binary ones:
-:func:`~napari_losslens.core.losses.loss_value`, ``loss_map`` and ``gradient_map``
+:func:`~napari_losslens.core.maps.loss_value`, ``loss_map`` and ``gradient_map``
 recognise the class axis by ``prediction.ndim == target.ndim + 1``.
 
 Losses that accept a class axis (:func:`multiclass_losses`):
@@ -16,10 +16,10 @@ Losses that accept a class axis (:func:`multiclass_losses`):
   - ``"macro"`` (default): the mean of the per-class losses.
   - ``"micro"``: for the region losses, TP, FP and FN (or the Dice sums) pooled over the
     classes before the ratio is formed; for ``focal``, a pixel loss, the same as macro.
-  - ``None``: no average. :func:`~napari_losslens.core.losses.loss_map` keeps one map per
+  - ``None``: no average. :func:`~napari_losslens.core.maps.loss_map` keeps one map per
     class, a ``(C, *spatial)`` stack; ``loss_value`` and ``gradient_map`` use the *sum* of
     the per-class losses (so that they stay one scalar and its gradient);
-    :func:`class_losses` gives the per-class values themselves.
+    :func:`~napari_losslens.core.maps.class_losses` gives the per-class values themselves.
 
 Pixels outside ``mask`` may hold any id (e.g. 255 for "ignore"); counted pixels must hold
 ids below C. The maps: a pixel loss's map has the target's shape (the class mean of the
@@ -34,19 +34,22 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._arrays import ArrayLike, is_torch, to_caller
-from .losses import LossContext
-from .registry import LossInfo, LossParam, register_loss
+from .._arrays import ArrayLike, is_torch
+from ..registry import LossInfo, LossParam, register_loss
+from ._context import LossContext
 
 __all__ = [
     "AVERAGES",
     "check_average",
-    "class_losses",
+    "check_classes",
+    "class_contexts",
     "has_class_axis",
     "multiclass_losses",
+    "resolve_multiclass",
 ]
 
 AVERAGES = ("macro", "micro", None)
@@ -68,8 +71,6 @@ def has_class_axis(prediction: ArrayLike, target: ArrayLike) -> bool:
 def _ndim(x: Any) -> int:
     if hasattr(x, "ndim"):
         return int(x.ndim)
-    import numpy as np
-
     return int(np.ndim(x))
 
 
@@ -176,56 +177,6 @@ def _per_class_loss(info: LossInfo, average: str | None, ctx: LossContext, **par
     if average is None:
         return values if info.kind == "pixel" else values.sum()
     return values.mean(0)
-
-
-def class_losses(
-    prediction: ArrayLike,
-    target: ArrayLike,
-    loss: str = "dice",
-    *,
-    from_logits: bool = False,
-    mask: ArrayLike | None = None,
-    device=None,
-    **params,
-):
-    """The loss of each class, a ``(C,)`` vector.
-
-    For a region loss, the loss of class c against the rest; for a pixel loss, the mean of
-    class c's per-pixel loss over the counted pixels. Their mean is ``loss_value(...,
-    average="macro")`` and their sum ``loss_value(..., average=None)``.
-
-    Args: as :func:`~napari_losslens.core.losses.loss_value`, with a ``(C, *spatial)``
-    prediction; ``loss`` one of the per-class losses (``dice``, ``jaccard``, ``tversky``,
-    ``focal``).
-
-    Returns:
-        numpy for numpy input, a tensor (with autograd) for torch input.
-
-    Example:
-        >>> import numpy as np
-        >>> p = np.array([[0.9, 0.2], [0.1, 0.8]])  # 2 classes, 2 pixels
-        >>> class_losses(p, np.array([0, 1]), "jaccard").round(4).tolist()
-        [0.25, 0.2727]
-    """
-    from .losses import _prepare
-
-    if loss == "ce":
-        raise ValueError("class_losses applies to the per-class losses, not to 'ce'")
-    if not has_class_axis(prediction, target):
-        raise ValueError(
-            "class_losses needs a prediction with a leading class axis (one more axis "
-            f"than the target), got shapes {tuple(prediction.shape)} and "
-            f"{tuple(target.shape) if hasattr(target, 'shape') else ()}"
-        )
-    info, resolved, ctx = _prepare(
-        prediction, target, loss, from_logits, mask, device, {**params, "average": None}
-    )
-    base = info.func.args[0]  # the binary loss behind the per-class wrapper
-    values = []
-    for sub in class_contexts(ctx):
-        out = base.func(sub, **resolved)
-        values.append(sub.mean(out) if base.kind == "pixel" else out)
-    return to_caller(torch.stack(values), prediction)
 
 
 # --------------------------------------------------------------------------------------

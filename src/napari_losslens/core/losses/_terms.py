@@ -1,0 +1,87 @@
+"""Terms shared by several loss families: cross-entropy and overlap terms, safe powers.
+
+Notation (as in :mod:`~napari_losslens.core.losses._context`): p is the predicted foreground
+probability, y = [target > 0]; sums run over the counted pixels (those in ``mask``);
+TP = Σpy, FP = Σp(1 − y), FN = Σ(1 − p)y; s is the smoothing term.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..registry import LossParam
+from ._context import LossContext
+
+__all__ = [
+    "bce_terms",
+    "dice_loss",
+    "dice_score",
+    "nonzero",
+    "one_minus_ratio",
+    "overlap_terms",
+    "safe_pow",
+    "smooth_param",
+]
+
+
+def smooth_param(default: float = 1e-6) -> LossParam:
+    """The ``smooth`` parameter of the ratio losses (added to numerator and denominator)."""
+    return LossParam(
+        "smooth",
+        default,
+        description="added to numerator and denominator",
+        minimum=0.0,
+        maximum=1e3,
+    )
+
+
+def bce_terms(ctx: LossContext, beta: float = 1.0) -> torch.Tensor:
+    """Per-pixel −β·y·log p − (1 − y)·log(1 − p)."""
+    return -(beta * ctx.y * ctx.log_p + (1.0 - ctx.y) * ctx.log_1mp)
+
+
+def safe_pow(x: torch.Tensor, gamma: float, floor: float) -> torch.Tensor:
+    """x**gamma for x >= 0 with a finite gradient at 0.
+
+    The value is exact (``max(x, 0) ** gamma``); the gradient is that of ``t ** gamma`` at
+    ``t = max(x, floor)``, which for gamma < 1 stays finite where the true slope is infinite.
+    """
+    xc = x + (x.clamp_min(floor) - x).detach()  # value max(x, floor), gradient 1
+    out = xc**gamma
+    return out + (x.clamp_min(0.0) ** gamma - out).detach()
+
+
+def dice_score(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
+    """(2Σpy + s) / (Σp^γ + Σy^γ + s) over the counted pixels."""
+    p = ctx.p
+    num = 2.0 * ctx.sum(p * ctx.y) + smooth
+    den = ctx.sum(p**gamma) + ctx.sum(ctx.y**gamma) + smooth
+    return num / den
+
+
+def dice_loss(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
+    """1 − Dice as the registered ``dice`` loss computes it (0 for 0/0 with smooth=0)."""
+    if smooth == 0.0:
+        # 0/0 when both prediction and target are empty: define the loss as 0 there
+        den = ctx.sum(ctx.p**gamma) + ctx.sum(ctx.y**gamma)
+        if float(den.detach()) == 0.0:
+            return den * 0.0
+    return 1.0 - dice_score(ctx, smooth, gamma)
+
+
+def one_minus_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """1 − num/den, and 0 when den is 0 (only possible with smooth=0: 0/0 is a perfect score)."""
+    if float(den.detach()) == 0.0:
+        return den * 0.0
+    return 1.0 - num / den
+
+
+def nonzero(den: torch.Tensor) -> torch.Tensor:
+    """den where it is not 0, else 1 (for sums whose numerator is then 0 as well)."""
+    return torch.where(den != 0, den, torch.ones_like(den))
+
+
+def overlap_terms(ctx: LossContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TP = Σpy, FP = Σp(1 − y), FN = Σ(1 − p)y over the counted pixels."""
+    p, y = ctx.p, ctx.y
+    return ctx.sum(p * y), ctx.sum(p * (1.0 - y)), ctx.sum((1.0 - p) * y)
