@@ -11,8 +11,8 @@ plugin manager's install must give, and fails with a message on the first thing 
    (``add_plugin_dock_widget``), computes, its output layers appear and its histogram is
    drawn; the Data Science Bowl sample either opens (stardist present) or says exactly
    what to install;
-3. the ``losslens`` command: ``weights`` and ``loss`` on TIFF files (checked against the
-   core), and ``demo --screenshot``.
+3. the ``losslens`` command: ``weights`` and ``loss`` on TIFF files, checked against the
+   core (``losslens demo`` is step 2 behind a command line; tests/cli covers it).
 
 Usage:  python scripts/smoke_installed.py WORKDIR   (WORKDIR: an empty folder for the files)
 """
@@ -168,7 +168,7 @@ def losslens(*args: str, cwd: Path) -> str:
 
 
 def check_command(work: Path) -> None:
-    """``losslens weights`` / ``loss`` on TIFF files, held to the core; ``demo``."""
+    """``losslens weights`` / ``loss`` on TIFF files, held to the core."""
     _, labels = make_touching_nuclei((128, 160))
     prediction = make_prediction(labels)
     (work / "labels").mkdir()
@@ -193,11 +193,7 @@ def check_command(work: Path) -> None:
     check(len(rows) == 1, f"losslens loss: expected one CSV row, got {rows}")
     got_value = float(rows[0]["value"])
     check(abs(got_value - want_value) < 1e-6, f"losslens loss: {got_value} != core {want_value}")
-
-    shot = work / "demo.png"
-    losslens("demo", "--screenshot", str(shot), cwd=work)
-    check(shot.is_file() and shot.stat().st_size > 10_000, "losslens demo wrote no screenshot")
-    print("   losslens weights, loss and demo: ok")
+    print("   losslens weights and loss: ok")
 
 
 def main(argv: list[str]) -> int:
