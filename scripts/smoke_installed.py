@@ -14,7 +14,7 @@ plugin manager's install must give, and fails with a message on the first thing 
 3. the ``losslens`` command: ``weights`` and ``loss`` on TIFF files, checked against the
    core (``losslens demo`` is step 2 behind a command line; tests/cli covers it).
 
-Usage:  python scripts/smoke_installed.py WORKDIR   (WORKDIR: an empty folder for the files)
+Usage:  python scripts/smoke_installed.py WORKDIR   (its files go to a new folder in WORKDIR)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -200,8 +201,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
-    work = Path(argv[0]).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    root = Path(argv[0]).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="smoke-", dir=root))  # fresh on every run
     started = time.perf_counter()
     try:
         step("the installed distribution")

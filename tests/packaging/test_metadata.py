@@ -128,7 +128,7 @@ def test_install_hints_name_declared_extras():
 
 
 def _tested_pythons() -> list[str]:
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "test_and_deploy.yml").read_text())
     return [str(v) for v in workflow["jobs"]["test"]["strategy"]["matrix"]["python-version"]]
 
 
