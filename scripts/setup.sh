@@ -30,10 +30,13 @@ if command -v dpkg-query >/dev/null 2>&1; then
 fi
 
 # 2. A virtual environment with the CPU build of torch pinned first (a looser spec would
-#    pull a multi-GB CUDA build), then the project with its test and docs extras.
-[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q torch==2.13.0
-"$VENV/bin/python" -m pip install -q -c .ci/constraints.txt -e ".[test,docs]"
+#    pull a multi-GB CUDA build), then the project with its test and docs extras (the test
+#    extra brings napari with its Qt binding, and the build and check tools of a release).
+[ -x "$VENV/bin/python" ] || [ -x "$VENV/Scripts/python.exe" ] || "$PY" -m venv "$VENV"
+BIN="$VENV/bin"
+[ -d "$VENV/Scripts" ] && BIN="$VENV/Scripts"  # Windows (Git Bash)
+"$BIN/python" -m pip install -q --upgrade pip
+"$BIN/python" -m pip install -q torch==2.13.0
+"$BIN/python" -m pip install -q -c .ci/constraints.txt -e ".[test,docs]"
 # the real nuclei sample ships in the stardist wheel; its data files are all we read
-"$VENV/bin/python" -m pip install -q -c .ci/constraints.txt --no-deps stardist
+"$BIN/python" -m pip install -q -c .ci/constraints.txt --no-deps stardist
