@@ -14,12 +14,13 @@ bash scripts/setup.sh
 BIN="$VENV/bin"
 [ -d "$VENV/Scripts" ] && BIN="$VENV/Scripts"  # Windows (Git Bash)
 
-# 3. Checks: lint, the napari manifest, then the tests (Xvfb is started by pytest-xvfb on
+# 3. Checks: lint, the import layers, the napari manifest, then the tests (Xvfb is started by pytest-xvfb on
 #    Linux; macOS and Windows have a display of their own).
 XVFB=()
 [ "$(uname -s)" = Linux ] || XVFB=(--no-xvfb)
 "$BIN/ruff" check src tests scripts
 "$BIN/ruff" format --check src tests scripts
+"$BIN/lint-imports"                  # the one-way layers (contracts in pyproject.toml)
 "$BIN/npe2" validate napari-losslens
 "$BIN/python" -m pytest ${XVFB[@]+"${XVFB[@]}"} "$@"
 
