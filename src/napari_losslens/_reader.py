@@ -162,7 +162,7 @@ def refresh_recordings(viewer: napari.Viewer) -> dict[str, int]:
         For each store path, the number of steps now shown.
 
     Example:
-        >>> refresh_recordings(viewer)  # doctest: +SKIP
+        >>> refresh_recordings(viewer)
         {'/data/run.losslens.zarr': 120}
     """
     stores: dict[str, Recording] = {}

@@ -75,7 +75,8 @@ def table_at_step(
         KeyError: no such sample.
 
     Example:
-        >>> table_at_step("run.losslens.zarr", "dsb_nuclei", 100)["dice"]  # doctest: +SKIP
+        >>> table_at_step("run.losslens.zarr", "dsb_nuclei", 100)["dice"][:3]
+        array([0.91, 0.87, 0.95])
     """
     rec = _recording(recording)
     if not rec.steps:
@@ -119,8 +120,8 @@ def object_history(
         ValueError: an unknown column, or an id that is not an object of the target.
 
     Example:
-        >>> steps, ids, loss = object_history("run.losslens.zarr", "dsb_nuclei", [7])  # doctest: +SKIP
-        >>> plt.plot(steps, loss[:, 0])  # doctest: +SKIP
+        >>> steps, ids, loss = object_history("run.losslens.zarr", "dsb_nuclei", [7])
+        >>> plt.plot(steps, loss[:, 0])
     """
     if column not in OBJECT_COLUMNS:
         raise ValueError(f"column must be one of {', '.join(OBJECT_COLUMNS)}, got {column!r}")
@@ -194,7 +195,7 @@ def objects_that_stay_wrong(
         ValueError: ``k`` < 1, an unknown ``by``, nothing recorded yet.
 
     Example:
-        >>> [o.id for o in objects_that_stay_wrong("run.losslens.zarr", "dsb_nuclei", 3)]  # doctest: +SKIP
+        >>> [o.id for o in objects_that_stay_wrong("run.losslens.zarr", "dsb_nuclei", 3)]
         [41, 7, 88]
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:

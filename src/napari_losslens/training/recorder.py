@@ -132,7 +132,7 @@ class LossRecorder:
     Example:
         >>> import numpy as np
         >>> target = np.zeros((64, 64), np.int32); target[10:30, 10:30] = 1
-        >>> with LossRecorder(tmp / "run.losslens.zarr", loss="bce") as rec:
+        >>> with LossRecorder("run.losslens.zarr", loss="bce") as rec:
         ...     for step in range(3):
         ...         pred = np.full((64, 64), 0.2 + 0.2 * step, np.float32)
         ...         rec.record(step, target.astype(np.float32), pred, target)
@@ -140,7 +140,7 @@ class LossRecorder:
         True
         True
         >>> from napari_losslens.training import Recording
-        >>> Recording(tmp / "run.losslens.zarr").steps
+        >>> Recording("run.losslens.zarr").steps
         [0, 1, 2]
     """
 
@@ -329,7 +329,7 @@ class LossRecorder:
         target_np = _to_numpy(target, "target")
         pred_np = _to_numpy(prediction, "prediction")
         image_np = _to_numpy(image, "image")
-        target_np, pred_np, image_np = self._as_batch(target_np, pred_np, image_np)
+        target_np, pred_np, image_np = self._as_batch(target_np, pred_np, image_np, from_logits)
         if not self._ready:
             self._setup_samples(image_np, target_np)
         self._last_step = int(step)
@@ -340,7 +340,7 @@ class LossRecorder:
             self._queue.put(job)
         return True
 
-    def _as_batch(self, target, pred, image):
+    def _as_batch(self, target, pred, image, from_logits: bool):
         """Inputs as ``(N, *S)`` (target, prediction) and ``(N, [C,] *S)`` (image)."""
         d = self.ndim
         if target.ndim == d:
@@ -375,6 +375,15 @@ class LossRecorder:
                 "image must have the target's shape, with an optional channel axis before "
                 f"the spatial axes, got {image.shape[1:] if single else image.shape} and "
                 f"{target.shape[1:] if single else target.shape}"
+            )
+        if pred.dtype.kind != "f":
+            pred = pred.astype(np.float32)
+        if not np.all(np.isfinite(pred)):
+            raise ValueError("prediction must be finite, got NaN or inf")
+        if not from_logits and (pred.min() < 0.0 or pred.max() > 1.0):
+            raise ValueError(
+                "prediction must hold probabilities in [0, 1] (pass from_logits=True for "
+                f"logits), got values in [{pred.min():.4g}, {pred.max():.4g}]"
             )
         if image.ndim == target.ndim + 1 and image.shape[1] == 1:
             image = image[:, 0]

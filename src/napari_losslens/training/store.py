@@ -99,8 +99,8 @@ class Recording:
         ModuleNotFoundError: zarr is not installed.
 
     Example:
-        >>> rec = Recording("run.losslens.zarr")  # doctest: +SKIP
-        >>> rec.loss, rec.steps[-1], rec.samples  # doctest: +SKIP
+        >>> rec = Recording("run.losslens.zarr")
+        >>> rec.loss, rec.steps[-1], rec.samples
         ('unet_ce', 990, ['dsb_nuclei'])
     """
 
