@@ -202,7 +202,7 @@ def test_other_settings_refused(tmp_path, kwargs, message):
     path = tmp_path / "run.losslens.zarr"
     with LossRecorder(path, loss="unet_ce") as rec:
         rec.record(0, image, prediction_at(target, 0), target)
-    with pytest.raises(ValueError, match=f"recorded with other settings .*{message}"):
+    with pytest.raises(ValueError, match=rf"recorded with other settings .*{message}"):
         LossRecorder(path, **kwargs)
     assert Recording(path).steps == [0]
 
@@ -216,7 +216,7 @@ def test_other_validation_target_refused(tmp_path):
     other[0, 0] = 5
     with (
         LossRecorder(path, loss="bce") as rec,
-        pytest.raises(ValueError, match="differs from the one in the store"),
+        pytest.raises(ValueError, match=r"differs from the one in the store"),
     ):
         rec.record(1, image, prediction_at(target, 1), other)
 
@@ -225,9 +225,9 @@ def test_not_a_recording_refused(tmp_path):
     path = tmp_path / "run.losslens.zarr"
     path.mkdir()
     (path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not a napari-losslens recording"):
+    with pytest.raises(ValueError, match=r"not a napari-losslens recording"):
         LossRecorder(path, loss="bce")
-    with pytest.raises(ValueError, match="must end in '.losslens.zarr', got 'run.zarr'"):
+    with pytest.raises(ValueError, match=r"must end in '.losslens.zarr', got 'run.zarr'"):
         LossRecorder(tmp_path / "run.zarr")
 
 
@@ -256,26 +256,26 @@ def test_bad_records(tmp_path):
     image, target = blobs()
     pred = prediction_at(target, 0)
     rec = LossRecorder(tmp_path / "run.losslens.zarr", loss="bce", background=False)
-    with pytest.raises(ValueError, match="prediction must have the target's shape"):
+    with pytest.raises(ValueError, match=r"prediction must have the target's shape"):
         rec.record(0, image, pred[:-1], target)
-    with pytest.raises(ValueError, match="target must have 2 .* or 3 .* dimensions"):
+    with pytest.raises(ValueError, match=r"target must have 2 .* or 3 .* dimensions"):
         rec.record(0, image, pred, target[None, None])
-    with pytest.raises(ValueError, match="probabilities in \\[0, 1\\].*from_logits=True"):
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\].*from_logits=True"):
         rec.record(0, image, pred * 3, target)
-    with pytest.raises(ValueError, match="prediction must be finite"):
+    with pytest.raises(ValueError, match=r"prediction must be finite"):
         rec.record(0, image, np.full_like(pred, np.nan), target)
-    with pytest.raises(ValueError, match="image must have the target's shape"):
+    with pytest.raises(ValueError, match=r"image must have the target's shape"):
         rec.record(0, image[:, :-1], pred, target)
-    with pytest.raises(TypeError, match="step must be an integer, got float"):
+    with pytest.raises(TypeError, match=r"step must be an integer, got float"):
         rec.record(1.0, image, pred, target)
-    with pytest.raises(ValueError, match="step must be >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"step must be >= 0, got -1"):
         rec.record(-1, image, pred, target)
-    with pytest.raises(ValueError, match="2 sample names for a batch of 1"):
+    with pytest.raises(ValueError, match=r"2 sample names for a batch of 1"):
         LossRecorder(tmp_path / "b.losslens.zarr", loss="bce", names=["a", "b"]).record(
             0, image, pred, target
         )
     rec.close()
-    with pytest.raises(ValueError, match="is closed"):
+    with pytest.raises(ValueError, match=r"is closed"):
         rec.record(0, image, pred, target)
     rec.close()  # twice is fine
 
@@ -308,7 +308,7 @@ def test_writer_error_raised_in_training_thread(tmp_path, monkeypatch):
     monkeypatch.setattr(_Recorder, "_write_sample", broken)
     rec = LossRecorder(tmp_path / "run.losslens.zarr", loss="bce")
     rec.record(0, image, prediction_at(target, 0), target)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match=r"disk full"):
         rec.flush()
     rec.close()
 

@@ -17,6 +17,7 @@ more per step than a plain cross-entropy.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -152,8 +153,8 @@ def train_demo(
         losses: loss names (binary losses of
             :func:`~napari_losslens.core.available_losses`); one recording each.
         out: the folder of the recordings ``<loss>.losslens.zarr``.
-        every: record (and print) the validation every ``every`` steps; the last step is
-            always recorded.
+        every: record (and print) the validation every ``every`` steps, and after the last;
+            step s is the model after s training steps (step 0: untrained).
         crop: the side of the training crops (a multiple of 4, at most 256).
         batch: crops per step.
         base: feature maps of the U-Net's top level.
@@ -200,74 +201,63 @@ def train_demo(
     name, val_image, val_labels = load_validation(validation)
     h, w = (n - n % 4 for n in val_image.shape)  # the U-Net needs multiples of 2**depth
     val_image, val_labels = val_image[:h, :w], val_labels[:h, :w]
-    val_input = torch.from_numpy(val_image)[None, None]
+    validation_data = (name, val_image, val_labels)
+    config = {"steps": steps, "every": every, "crop": crop, "batch": batch, "base": base}
     results = []
     for loss, path in zip(losses, paths, strict=True):
         say(f"training a U-Net with loss {loss!r} for {steps} steps; validation: {name}")
-        results.append(
-            _train_one(
-                loss,
-                path,
-                steps,
-                every,
-                crop,
-                batch,
-                base,
-                lr,
-                seed,
-                overwrite,
-                (name, val_image, val_labels, val_input),
-                say,
-            )  # fmt: skip
-        )
+        if overwrite and path.exists():
+            shutil.rmtree(path)
+        results.append(_train_one(loss, path, validation_data, config, lr, seed, say))
     say("open the recording(s) in napari:")
     for r in results:
         say(f'  napari {r.path}    # or viewer.open("{r.path}", plugin="napari-losslens")')
     return results
 
 
-def _train_one(loss, path, steps, every, crop, batch, base, lr, seed, overwrite, val, say):
-    name, val_image, val_labels, val_input = val
-    if overwrite and path.exists():
-        import shutil  # only to replace an old recording
-
-        shutil.rmtree(path)
+def _train_one(loss, path, validation_data, config, lr, seed, say) -> DemoResult:
+    """Train one U-Net with ``loss`` and record its validation predictions into ``path``."""
+    name, val_image, val_labels = validation_data
+    val_input = torch.from_numpy(val_image)[None, None]
+    steps, every = config["steps"], config["every"]
     info = get_loss(loss)
     has_weights = any(p.name == "weight_map" for p in info.params)
     torch.manual_seed(seed)
-    model = UNet(base=base, depth=2)
+    model = UNet(base=config["base"], depth=2)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    crops = _Crops(crop, has_weights, seed)
+    crops = _Crops(config["crop"], has_weights, seed)
     result = DemoResult(loss, path, name)
     start = time.perf_counter()
-    with LossRecorder(
-        path, loss=loss, every=1, outputs=("loss_map", "error_map"), names=[name]
-    ) as rec:
-        for step in range(steps):
+    train_loss = float("nan")
+    # every=1: the loop itself picks the steps (each ``every``-th, and the last)
+    outputs = ("loss_map", "error_map")
+    with LossRecorder(path, loss=loss, every=1, outputs=outputs, names=[name]) as rec:
+        for step in range(steps + 1):  # step s: the model after s training steps
+            if step % every == 0 or step == steps:
+                model.eval()
+                with torch.no_grad():
+                    val_logits = model(val_input)[0, 0]
+                rec.record(step, val_image, val_logits, val_labels, from_logits=True)
+                dice = _dice(torch.sigmoid(val_logits).numpy(), val_labels)
+                result.steps.append(step)
+                result.dice.append(dice)
+                trained = f"loss {train_loss:.4f}" if step else "untrained"
+                say(f"  step {step:4d}  {trained:<12}  validation Dice {dice:.3f}")
+            if step == steps:
+                break
             model.train()
-            image, labels, weights = crops.batch(batch)
+            image, labels, weights = crops.batch(config["batch"])
             logits = model(image)[:, 0]
             values = [
                 loss_value(logits[i], labels[i], loss, from_logits=True,
                            **({"weight_map": weights[i]} if weights is not None else {}))
                 for i in range(len(labels))
             ]  # fmt: skip
-            train_loss = torch.stack(values).mean()
+            loss_t = torch.stack(values).mean()
             optimiser.zero_grad()
-            train_loss.backward()
+            loss_t.backward()
             optimiser.step()
-            if step % every and step != steps - 1:
-                continue
-            model.eval()
-            with torch.no_grad():
-                val_logits = model(val_input)[0, 0]
-            rec.record(step, val_image, val_logits, val_labels, from_logits=True)
-            dice = _dice(torch.sigmoid(val_logits).numpy(), val_labels)
-            result.steps.append(step)
-            result.dice.append(dice)
-            say(
-                f"  step {step:4d}  training loss {train_loss.item():.4f}  validation Dice {dice:.3f}"
-            )
+            train_loss = loss_t.item()
     result.seconds = time.perf_counter() - start
     say(
         f"  {loss}: validation Dice {result.dice[0]:.3f} -> {result.dice[-1]:.3f} in "
