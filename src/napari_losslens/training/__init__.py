@@ -13,7 +13,13 @@ No napari, no Qt (like :mod:`napari_losslens.core`). The stores need zarr (the `
 extra).
 """
 
-from .analysis import ObjectHistory, object_history, objects_that_stay_wrong, table_at_step
+from .analysis import (
+    ObjectHistory,
+    loss_curve,
+    object_history,
+    objects_that_stay_wrong,
+    table_at_step,
+)
 from .recorder import LossRecorder
 from .store import Recording, open_recording
 from .unet import UNet
@@ -23,6 +29,7 @@ __all__ = [
     "ObjectHistory",
     "Recording",
     "UNet",
+    "loss_curve",
     "object_history",
     "objects_that_stay_wrong",
     "open_recording",
