@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     parser.add_argument("--recording", type=Path, help="an existing *.losslens.zarr")
-    parser.add_argument("--steps", type=int, default=300, help="demo steps (default: 300)")
+    parser.add_argument("--steps", type=int, default=200, help="demo steps (default: 200)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -54,11 +54,10 @@ def get_reader(path: str | list[str]):
     return read_recording
 
 
-def _limits(sample_row: np.ndarray, signed: bool) -> tuple[float, float]:
-    """Contrast limits from one step: the 99.5th percentile of the magnitude."""
-    finite = np.abs(sample_row[np.isfinite(sample_row)]) if signed else sample_row
-    finite = finite[np.isfinite(finite)]
-    hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+def _limits(row: np.ndarray, signed: bool) -> tuple[float, float]:
+    """Contrast limits from one step's map: up to the 99.5th percentile of its magnitude."""
+    values = np.abs(row[np.isfinite(row)])
+    hi = float(np.percentile(values, 99.5)) if values.size else 1.0
     hi = hi if hi > 0 else 1.0
     return (-hi, hi) if signed else (0.0, hi)
 
@@ -110,7 +109,7 @@ def _sample_layers(rec: Recording, sample: str) -> list[tuple]:
             "axis_labels": ("step", *(f"{a}" for a in "zyx"[-ndim:])),
         }
         if name == "error_map":
-            from napari.utils.colormaps import DirectLabelColormap  # napari: reader only
+            from napari.utils.colormaps import DirectLabelColormap  # napari: only when read
 
             kw.update(colormap=DirectLabelColormap(color_dict=ERROR_COLORS), visible=False)
             layers.append((data, kw, "labels"))

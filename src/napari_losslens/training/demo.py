@@ -132,7 +132,7 @@ def _dice(prob: np.ndarray, labels: np.ndarray) -> float:
 
 
 def train_demo(
-    steps: int = 300,
+    steps: int = 200,
     losses: Sequence[str] = ("unet_ce",),
     out: str | Path = ".",
     *,

@@ -257,8 +257,7 @@ class LossRecorder:
                 meta = read_attrs(group, self.path)
                 self._check_same_settings(meta)
                 return group
-        group = zarr.open_group(str(self.path), mode="w")
-        group.attrs["losslens"] = {
+        meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "version": __version__,
@@ -266,7 +265,8 @@ class LossRecorder:
             "samples": [],
             "steps": [],
         }
-        return group
+        # the attributes go with the group's metadata, in one file: no store without them
+        return zarr.open_group(str(self.path), mode="w", attributes={"losslens": meta})
 
     def _check_same_settings(self, meta: dict[str, Any]) -> None:
         now = self.settings()
