@@ -5,8 +5,8 @@ Writes into ``docs/images/`` (or ``--out``):
 - ``training-early.png``: the napari window on the demo's recording at step 0 (untrained);
 - ``training-late.png``: the same at the last recorded step.
 
-The recording is made by :func:`napari_losslens.training.demo.train_demo` (``unet_ce``, the
-demo's defaults) in a temporary folder, unless ``--recording`` names an existing one. Run
+The recording is made by :func:`napari_losslens.training.demo.train_demo` (``unet_ce``, 200
+steps, as for the docs) in a temporary folder, unless ``--recording`` names an existing one. Run
 ``python scripts/training_screenshots.py``; without a display it starts an Xvfb server of its
 own (see ``scripts/screenshots.py``, whose helpers it uses).
 """

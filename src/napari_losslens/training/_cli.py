@@ -33,7 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--steps", type=int, default=200, help="training steps per loss (default: %(default)s)"
+        "--steps", type=int, default=150, help="training steps per loss (default: %(default)s)"
     )
     p.add_argument(
         "--loss",

@@ -132,7 +132,7 @@ def _dice(prob: np.ndarray, labels: np.ndarray) -> float:
 
 
 def train_demo(
-    steps: int = 200,
+    steps: int = 150,
     losses: Sequence[str] = ("unet_ce",),
     out: str | Path = ".",
     *,
@@ -173,7 +173,7 @@ def train_demo(
         ModuleNotFoundError: zarr is missing, or ``validation="dsb"`` without stardist.
 
     Example:
-        >>> results = train_demo(steps=200, losses=("bce", "unet_ce"), out="runs")
+        >>> results = train_demo(steps=150, losses=("bce", "unet_ce"), out="runs")
         >>> results[1].dice[-1] > results[1].dice[0]
         True
     """
