@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 import torch
 
 from napari_losslens._sample_data import make_touching_nuclei
+from napari_losslens.cli import build_parser
 from napari_losslens.training import Recording, UNet
-from napari_losslens.training import _cli as train_cli
+from napari_losslens.training import demo as demo_module
 from napari_losslens.training.demo import load_validation, train_demo
 
 SMALL = {"every": 2, "crop": 32, "batch": 2, "base": 4, "validation": "synthetic"}
@@ -97,10 +96,7 @@ def test_synthetic_validation_is_not_a_training_image():
 
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(prog="losslens")
-    sub = parser.add_subparsers(dest="command", required=True)
-    train_cli.add_parser(sub)
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_cli_subcommand(tmp_path, capsys, monkeypatch):
@@ -114,7 +110,7 @@ def test_cli_subcommand(tmp_path, capsys, monkeypatch):
         ["train-demo", "--steps", "7", "--loss", "bce", "--loss", "dice", "--out", str(tmp_path)]
     )
     assert args.subparser.prog.endswith("train-demo")
-    monkeypatch.setattr(train_cli, "train_demo", fake_train_demo)
+    monkeypatch.setattr(demo_module, "train_demo", fake_train_demo)
     assert args.run(args, args.subparser) == 0
     assert seen["steps"] == 7 and seen["losses"] == ("bce", "dice") and seen["out"] == tmp_path
     assert _parse(["train-demo"]).losses is None  # the default loss is unet_ce

@@ -1,9 +1,8 @@
 """``losslens train-demo``: train a small U-Net and record where its loss goes.
 
-The subcommand's parser and runner, for the ``losslens`` command line to register:
 ``add_parser(subparsers)`` adds ``train-demo`` (and sets ``run`` and ``subparser`` as the
 other subcommands do); ``run(args, parser)`` calls
-:func:`~napari_losslens.training.demo.train_demo` and returns the exit status.
+:func:`napari_losslens.training.demo.train_demo` and returns the exit status.
 """
 
 from __future__ import annotations
@@ -12,11 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .demo import train_demo
+from ._common import EXIT_FAILED, EXIT_OK, PROG, Formatter
 
 __all__ = ["add_parser", "run"]
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,7 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
             "otherwise), and record the validation loss maps, per step, into\n"
             "OUT/<loss>.losslens.zarr, to open in napari. Several --loss: one recording each."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
     )
     p.add_argument(
         "--steps", type=int, default=150, help="training steps per loss (default: %(default)s)"
@@ -67,8 +64,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     """Run ``train-demo`` with parsed ``args``; return the exit status (errors: 1)."""
+    # torch is imported when a command runs, not for --help
+    from ..training import demo
+
     try:
-        train_demo(
+        demo.train_demo(
             steps=args.steps,
             losses=tuple(args.losses or ("unet_ce",)),
             out=args.out,
@@ -78,6 +78,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
             overwrite=args.overwrite,
         )
     except (ValueError, ModuleNotFoundError) as exc:
-        print(f"losslens train-demo: error: {exc}", file=sys.stderr)
+        print(f"{PROG} train-demo: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
