@@ -384,8 +384,8 @@ def two_nearest_sq(labels: np.ndarray, spacing, maxsq: float):
         if table[0] != 0:
             table = np.concatenate([np.zeros(1, table.dtype), table])
             lab = lab + 1
-        lab = lab.astype(np.int32).reshape(shape)
-    lab = np.ascontiguousarray(lab)
+        lab = lab.astype(np.int64).reshape(shape)  # the one compiled label dtype
+    lab = np.ascontiguousarray(lab, dtype=np.int64)
     state = [
         np.empty(shape, np.int32),
         np.empty(shape, np.float32),
