@@ -89,37 +89,33 @@ def first_pass(lab, step2, maxsq, chunk, o_l1, o_v1, o_l2, o_v2):  # pragma: no 
         o = t // n_chunks
         c0 = (t % n_chunks) * chunk
         cb = min(chunk, inner - c0)
-        a_pos = np.zeros(cb, np.int64)
-        a_lab = np.zeros(cb, np.int32)
-        b_pos = np.zeros(cb, np.int64)
-        b_lab = np.zeros(cb, np.int32)
-        for i in range(n):  # forward: the left pair, kept in the output until the way back
+        a_pos = np.empty(cb, np.int32)
+        a_lab = np.empty(cb, np.int32)
+        b_pos = np.empty(cb, np.int32)
+        b_lab = np.empty(cb, np.int32)
+        for c in range(cb):
+            a_pos[c] = -1
+            a_lab[c] = 0
+            b_pos[c] = -1
+            b_lab[c] = 0
+        for i in range(n):  # forward: the left pair's positions (-1: none), kept in the output
             row = lab[o, i, c0 : c0 + cb]
             r1 = o_l1[o, i, c0 : c0 + cb]
-            r2 = o_v1[o, i, c0 : c0 + cb]
             r3 = o_l2[o, i, c0 : c0 + cb]
-            r4 = o_v2[o, i, c0 : c0 + cb]
             for c in range(cb):
                 L = np.int32(row[c])
-                al = a_lab[c]
                 if L > 0:
-                    if L != al:
+                    if L != a_lab[c]:
                         b_pos[c] = a_pos[c]
-                        b_lab[c] = al
+                        b_lab[c] = a_lab[c]
                     a_pos[c] = i
                     a_lab[c] = L
-                    al = L
-                d = float(i - a_pos[c])
-                r1[c] = al
-                r2[c] = d * d * step2 if al > 0 else INF
-                bl = b_lab[c]
-                d = float(i - b_pos[c])
-                r3[c] = bl
-                r4[c] = d * d * step2 if bl > 0 else INF
+                r1[c] = a_pos[c]
+                r3[c] = b_pos[c]
         for c in range(cb):
-            a_pos[c] = 0
+            a_pos[c] = -1
             a_lab[c] = 0
-            b_pos[c] = 0
+            b_pos[c] = -1
             b_lab[c] = 0
         for i in range(n - 1, -1, -1):  # backward: merge the right pair in
             row = lab[o, i, c0 : c0 + cb]
@@ -129,22 +125,35 @@ def first_pass(lab, step2, maxsq, chunk, o_l1, o_v1, o_l2, o_v2):  # pragma: no 
             r4 = o_v2[o, i, c0 : c0 + cb]
             for c in range(cb):
                 L = np.int32(row[c])
-                al = a_lab[c]
                 if L > 0:
-                    if L != al:
+                    if L != a_lab[c]:
                         b_pos[c] = a_pos[c]
-                        b_lab[c] = al
+                        b_lab[c] = a_lab[c]
                     a_pos[c] = i
                     a_lab[c] = L
-                    al = L
-                d = float(a_pos[c] - i)
-                qv1 = d * d * step2 if al > 0 else INF
-                bl = b_lab[c]
+                # right pair: (a_lab, a_pos), (b_lab, b_pos); left pair: positions in r1, r3
+                rb = b_lab[c]
                 d = float(b_pos[c] - i)
-                qv2 = d * d * step2 if bl > 0 else INF
-                l1, v1, l2, v2 = _merge(
-                    r1[c], np.float64(r2[c]), r3[c], np.float64(r4[c]), al, qv1, bl, qv2
-                )
+                rbv = d * d * step2 if rb > 0 else INF
+                lp = r3[c]
+                lb = np.int32(lab[o, lp, c0 + c]) if lp >= 0 else np.int32(0)
+                d = float(i - lp)
+                lbv = d * d * step2 if lp >= 0 else INF
+                if L > 0:  # inside a cell: it is the first; the second is the nearer b
+                    l1, v1 = L, 0.0
+                    if lbv < rbv:
+                        l2, v2 = lb, lbv
+                    else:
+                        l2, v2 = rb, rbv
+                else:
+                    ra = a_lab[c]
+                    d = float(a_pos[c] - i)
+                    rav = d * d * step2 if ra > 0 else INF
+                    lp = r1[c]
+                    la = np.int32(lab[o, lp, c0 + c]) if lp >= 0 else np.int32(0)
+                    d = float(i - lp)
+                    lav = d * d * step2 if lp >= 0 else INF
+                    l1, v1, l2, v2 = _merge(la, lav, lb, lbv, ra, rav, rb, rbv)
                 if v1 > maxsq:
                     l1, v1 = 0, INF
                 if v2 > maxsq:
