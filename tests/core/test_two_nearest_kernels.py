@@ -189,3 +189,18 @@ def test_torch_kernel_chunks_give_the_same_result(monkeypatch):
     chunked = torch_two_nearest(labels, (1.0, 1.0), 49.0)
     for x, y in zip(whole, chunked, strict=True):
         assert torch.equal(x, y)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(
+    ("shape", "spacing"), [((64, 72), (1.0, 1.0)), ((16, 40, 36), (2.0, 1.0, 0.7))]
+)
+def test_torch_kernel_on_cuda_equals_numba_kernel(shape, spacing):
+    labels = touching_cells(shape, 20, 6.0, spacing=spacing, seed=11).astype(np.int64)
+    for cutoff in (None, 24.0):
+        a = numba_two_nearest(labels, spacing, _maxsq(cutoff))
+        b = torch_two_nearest(torch.from_numpy(labels).cuda(), spacing, _maxsq(cutoff))
+        for x, y in ((a[1], b[1].cpu().numpy()), (a[3], b[3].cpu().numpy())):
+            assert np.array_equal(np.isinf(x), np.isinf(y))
+            fin = np.isfinite(x)
+            np.testing.assert_allclose(x[fin], y[fin], rtol=1e-6, atol=1e-6)
