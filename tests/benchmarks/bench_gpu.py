@@ -57,23 +57,25 @@ def main(argv=None):
         calls = [
             (
                 "unet_weight_map",
-                lambda lab: unet_weight_map(lab, w0=10.0, sigma=5.0, spacing=sp),
+                lambda lab, sp=sp: unet_weight_map(lab, w0=10.0, sigma=5.0, spacing=sp),
             ),
             (
                 "cell_distances, max_distance=R",
-                lambda lab: torch.stack(cell_distances(lab, spacing=sp, max_distance=radius)),
+                lambda lab, sp=sp: torch.stack(
+                    cell_distances(lab, spacing=sp, max_distance=radius)
+                ),
             ),
         ]
         if name == "2D":
             calls.append(
                 (
                     "cell_distances, no cutoff",
-                    lambda lab: torch.stack(cell_distances(lab, spacing=sp)),
+                    lambda lab, sp=sp: torch.stack(cell_distances(lab, spacing=sp)),
                 )
             )
         for call, fn in calls:
             fn(lab_gpu)  # warm up
-            t_gpu, out_gpu = best_of(lambda fn=fn: fn(lab_gpu), args.repeat)
+            t_gpu, out_gpu = best_of(lambda fn=fn, lab=lab_gpu: fn(lab), args.repeat)
             t0 = time.perf_counter()
             out_cpu = fn(torch.from_numpy(labels))
             t_cpu = time.perf_counter() - t0
