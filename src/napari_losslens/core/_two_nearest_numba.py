@@ -165,10 +165,11 @@ def first_pass(lab, step2, maxsq, chunk, o_l1, o_v1, o_l2, o_v2):  # pragma: no 
 
 
 @njit(inline="always", cache=True)
-def _envelope(a, f, g, L, lo, hi, inv_step2, half_inv, v, cv, z):  # pragma: no cover - numba
+def _envelope(a, f, g, L, lo, hi, hmax, inv_step2, half_inv, v, cv, z):  # pragma: no cover
     """Lower envelope of the parabolas ``(x - q)² + h_q``, q in [lo, hi], with
     ``h_q = f[q] / step2`` where ``a[q] != L`` and ``g[q] / step2`` where ``a[q] == L``
-    (``L = -1``: the first entries), skipping the infinite ones.
+    (``L = -1``: the first entries), skipping those above ``hmax`` (they cannot be lowest
+    where it matters) and the infinite ones.
 
     Felzenszwalb & Huttenlocher's algorithm: ``v[:m]`` are the positions of the envelope's
     parabolas from left to right, ``cv`` their ``h_q + q²``, ``z[k]`` the abscissa from
@@ -177,10 +178,10 @@ def _envelope(a, f, g, L, lo, hi, inv_step2, half_inv, v, cv, z):  # pragma: no 
     """
     k = -1
     for q in range(lo, hi + 1):
-        h = f[q] if a[q] != L else g[q]
-        if not h < INF:
+        h = (f[q] if a[q] != L else g[q]) * inv_step2
+        if not (h < INF and h <= hmax):
             continue
-        cq = h * inv_step2 + q * q
+        cq = h + q * q
         s = -INF
         while k >= 0:
             s = (cq - cv[k]) * half_inv[q - v[k]]
@@ -210,7 +211,7 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2):  # prag
     z = w[1]
     v = iw[0]
     jw = iw[1]
-    m = _envelope(a, f, g, -1, 0, n - 1, inv_step2, half_inv, v, cv, z)
+    m = _envelope(a, f, g, -1, 0, n - 1, maxu, inv_step2, half_inv, v, cv, z)
     if m == 0:
         for x in range(n):
             l1[x] = 0
@@ -245,26 +246,33 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2):  # prag
             continue
         # d2(x) <= u(x) = min(maxsq, the neighbouring runs' nearest parabolas at x), so only
         # positions i with (x - i)² <= u(x) matter; x ∓ sqrt(u(x)) is non-decreasing in x,
-        # so the run's reach is set by its two ends.
+        # so the run's reach is set by its two ends. And only values h_i <= max u matter.
         u0 = maxu
         u1 = maxu
-        if x0 > 0 and l1[x0 - 1] != 0:
-            j = jw[x0 - 1]
-            fj = f[j] * inv_step2
-            u0 = min(u0, fj + (x0 - j) * (x0 - j))
-            u1 = min(u1, fj + (x1 - j) * (x1 - j))
-        if x1 + 1 < n and l1[x1 + 1] != 0:
-            j = jw[x1 + 1]
-            fj = f[j] * inv_step2
-            u0 = min(u0, fj + (x0 - j) * (x0 - j))
-            u1 = min(u1, fj + (x1 - j) * (x1 - j))
+        umax = maxu
+        has_l = x0 > 0 and l1[x0 - 1] != 0
+        has_r = x1 + 1 < n and l1[x1 + 1] != 0
+        jl = jw[x0 - 1] if has_l else 0
+        jr = jw[x1 + 1] if has_r else 0
+        fl = f[jl] * inv_step2 if has_l else INF
+        fr = f[jr] * inv_step2 if has_r else INF
+        if has_l or has_r:
+            u0 = min(u0, fl + (x0 - jl) * (x0 - jl), fr + (x0 - jr) * (x0 - jr))
+            u1 = min(u1, fl + (x1 - jl) * (x1 - jl), fr + (x1 - jr) * (x1 - jr))
+            # max over the run of min(left, right parabola): at an end or where they cross
+            top = max(u0, u1)
+            if has_l and has_r and jl != jr:
+                xs = ((fr + jr * jr) - (fl + jl * jl)) / (2.0 * (jr - jl))
+                if x0 < xs < x1:
+                    top = max(top, min(maxu, fl + (xs - jl) * (xs - jl)))
+            umax = min(umax, top)
         lo = 0
         hi = n - 1
         if u0 < INF:
             lo = max(0, x0 - int(math.sqrt(u0)) - 1)
         if u1 < INF:
             hi = min(n - 1, x1 + int(math.sqrt(u1)) + 1)
-        mm = _envelope(a, f, g, L, lo, hi, inv_step2, half_inv, v, cv, z)
+        mm = _envelope(a, f, g, L, lo, hi, umax, inv_step2, half_inv, v, cv, z)
         if mm == 0:
             for x in range(x0, x1 + 1):
                 l2[x] = 0
