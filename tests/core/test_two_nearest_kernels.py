@@ -19,6 +19,8 @@ from napari_losslens.core import _two_nearest_numba as numba_kernel
 from napari_losslens.core._two_nearest_numba import two_nearest_sq as numba_two_nearest
 from napari_losslens.core._two_nearest_torch import two_nearest_sq as torch_two_nearest
 
+from .reference import ref_weight_map
+
 CUTOFFS = [None, 1.0, 1.5, 3.0, 7.5, 24.0]
 
 
@@ -204,3 +206,28 @@ def test_torch_kernel_on_cuda_equals_numba_kernel(shape, spacing):
             assert np.array_equal(np.isinf(x), np.isinf(y))
             fin = np.isfinite(x)
             np.testing.assert_allclose(x[fin], y[fin], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("background_only", [True, False])
+@pytest.mark.parametrize(("w_bg", "w_fg"), [(1.0, 1.0), (0.6, 2.5)])
+def test_fused_weight_map_equals_the_definition(background_only, w_bg, w_fg):
+    labels = touching_cells((40, 52), 12, 6.0, seed=12).astype(np.int64)
+    labels[:, :3] = 0  # a border band with no cell
+    before = labels.copy()
+    w0, sigma = 8.0, 4.0
+    _, v1, _, v2 = numba_two_nearest(labels, (1.0, 1.0), math.inf)
+    got = numba_kernel.weight_map_sq(labels, v1, v2, w0, sigma, w_bg, w_fg, background_only)
+    want = ref_weight_map(
+        labels, w0=w0, sigma=sigma, class_weights=(w_bg, w_fg), background_only=background_only
+    )
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * w0)
+    assert np.array_equal(labels, before)
+
+
+def test_fused_weight_map_has_no_border_term_without_a_second_cell():
+    labels = np.zeros((9, 9), np.int64)
+    labels[3:5, 3:5] = 4
+    _, v1, _, v2 = numba_two_nearest(labels, (1.0, 1.0), math.inf)
+    got = numba_kernel.weight_map_sq(labels, v1, v2, 10.0, 5.0, 0.5, 2.0)
+    np.testing.assert_array_equal(got, np.where(labels > 0, 2.0, 0.5))
