@@ -20,8 +20,9 @@ Rows of the weight-map table (w0 = 10, σ = 5, cutoff R = ``cutoff_radius(10, 5)
 - **two edt EDTs**: ``edt.edt`` (the ``edt`` package, a benchmark-only dependency) of the
   foreground and of the background: the cost of d1 and d2 if a second-nearest transform
   cost what a nearest one does.
-- **napari-losslens**: ``unet_weight_map``; and ``cell_distances(max_distance=R)`` (the
-  transform alone).
+- **napari-losslens**: ``unet_weight_map``; ``cell_distances(max_distance=R)`` (the
+  transform alone); and (CPU) the kernels' transform followed by their fused formula
+  ``weight_map_sq``, what ``unet_weight_map`` costs once it calls them directly.
 
 Loss table: ``loss_map`` on a 4096² prediction against the plain torch expression of the same
 map (BCE; the Dice gradient by autograd; BCE times a cached weight map for ``unet_ce``).
@@ -39,6 +40,7 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_losslens._testing import touching_cells
+from napari_losslens.core import _two_nearest_numba as kernels
 from napari_losslens.core import cell_distances, cutoff_radius, loss_map, unet_weight_map
 
 W0, SIGMA = 10.0, 5.0
@@ -130,7 +132,14 @@ def run_case(name, labels, spacing, args, max_ref_cells):
     unet_weight_map(small, spacing=sp, device=args.device)
     cell_distances(small, spacing=sp, max_distance=radius, device=args.device)
     two_edts(small, sp, threads)
-    times = {"fast": [], "dist": [], "crop": [], "edt": []}
+    times = {"fast": [], "dist": [], "fused": [], "crop": [], "edt": []}
+    lab64 = labels.astype(np.int64)
+
+    def fused():
+        _, v1, _, v2 = kernels.two_nearest_sq(lab64, sp, radius * radius)
+        return kernels.weight_map_sq(lab64, v1, v2, W0, SIGMA, 1.0, 1.0)
+
+    fused()
     w_fast = w_crop = None
     for _ in range(args.repeat):  # interleaved, so that each method sees the same load
         t, w_fast = best_of(
@@ -143,6 +152,8 @@ def run_case(name, labels, spacing, args, max_ref_cells):
             1,
         )
         times["dist"].append(t)
+        t, w_fused = best_of(fused, 1)
+        times["fused"].append(t)
         t, w_crop = best_of(lambda: cropped_weight_map(labels, sp, radius), 1)
         times["crop"].append(t)
         t, _ = best_of(lambda: two_edts(labels, sp, threads), 1)
@@ -162,6 +173,8 @@ def run_case(name, labels, spacing, args, max_ref_cells):
         "edt_s": best["edt"],
         "fast_s": best["fast"],
         "dist_s": best["dist"],
+        "fused_s": best["fused"],
+        "err_fused": float(np.abs(w_fused - w_crop).max()),
         "err_crop": float(np.abs(w_fast - w_crop).max()),
         "err_def": err_def,
     }
@@ -242,25 +255,29 @@ def main(argv=None):
     )
     print(
         "| case | shape | spacing | cells | definition (s) | cropped scipy (s) | "
-        "two edt EDTs (s) | napari-losslens weight map (s) | its transform alone (s) |"
+        "two edt EDTs (s) | napari-losslens weight map (s) | its transform alone (s) | "
+        "kernels + fused formula (s) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['case']} | {r['shape']} | {r['spacing']} | {r['cells']} | "
             f"{r['def_s']:.2f}{r['def_note']} | {r['crop_s']:.3f} | {r['edt_s']:.3f} | "
-            f"{r['fast_s']:.3f} | {r['dist_s']:.3f} |"
+            f"{r['fast_s']:.3f} | {r['dist_s']:.3f} | {r['fused_s']:.3f} |"
         )
     print(
         "\n| case | definition / ours | cropped / ours | two EDTs / ours | "
-        "two EDTs / transform alone | max abs error vs cropped | vs definition |"
+        "two EDTs / transform alone | cropped / fused | two EDTs / fused | "
+        "max abs error vs cropped (weight map, fused) | vs definition |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['case']} | **{r['def_s'] / r['fast_s']:.0f}x** | "
             f"**{r['crop_s'] / r['fast_s']:.2f}x** | **{r['edt_s'] / r['fast_s']:.2f}x** | "
-            f"{r['edt_s'] / r['dist_s']:.2f}x | {r['err_crop']:.1e} | {r['err_def']:.1e} |"
+            f"{r['edt_s'] / r['dist_s']:.2f}x | {r['crop_s'] / r['fused_s']:.2f}x | "
+            f"{r['edt_s'] / r['fused_s']:.2f}x | {r['err_crop']:.1e}, {r['err_fused']:.1e} | "
+            f"{r['err_def']:.1e} |"
         )
     if not args.skip_losses:
         print(f"\nloss_map on a {loss_size}x{loss_size} prediction, device={args.device}")
