@@ -22,8 +22,9 @@ import math
 
 import torch
 
-#: Upper bound on the bytes of candidates held at once by one chunk of a pass.
-CHUNK_BYTES = 2**28
+#: Upper bound on the bytes of candidates held at once by one chunk of a pass (this path
+#: runs on GPUs: large chunks mean few launches).
+CHUNK_BYTES = 2**30
 
 
 def _reach(n: int, step2: float, maxsq: float) -> int:
