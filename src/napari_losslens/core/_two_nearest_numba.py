@@ -4,7 +4,7 @@ For every pixel the transform keeps the two nearest *distinct* cells as (label, 
 distance) pairs; a pass along each axis in turn combines the pairs of the pixels of a line
 (the proofs are in ``docs/math.md``):
 
-- **First pass** (last axis, binary-by-label input): O(n) per line. The two nearest distinct
+- **First pass** (axis 0, binary-by-label input): O(n) per line. The two nearest distinct
   labels of a position are among the nearest labelled pixel on each side and the nearest one
   on each side whose label differs from it.
 - **Later passes**: with ``(a_i, f_i)`` and ``(b_i, g_i)`` the first and second entries of
@@ -16,10 +16,11 @@ distance) pairs; a pass along each axis in turn combines the pairs of the pixels
   otherwise. That envelope only needs the positions within reach of the run: the cutoff, or
   less when a neighbouring run's nearest cell already bounds d2 over the run.
 
-Every pass reads the lines of a block (adjacent lines of an outer axis) into thread-local
-buffers and writes the results back in place, so the whole transform holds one state of
-16 bytes per voxel (int32 labels, float32 squared distances), plus the int64 label output of
-the last pass. Envelope arithmetic is in float64.
+The first pass scans whole rows (all lines of axis 0 side by side, contiguous reads); the
+last pass runs along the contiguous last axis; a middle pass (3D) reads blocks of adjacent
+lines into thread-local buffers. Every pass writes in place, so the whole transform holds
+one state of 16 bytes per voxel (int32 labels, float32 squared distances), which is the
+result. Envelope arithmetic is in float64.
 """
 
 from __future__ import annotations
@@ -38,24 +39,6 @@ CHUNK = 256
 #: Contiguous lines per task of the last pass.
 LINES = 64
 _INT32_MAX = np.iinfo(np.int32).max
-
-
-@njit(inline="always", cache=True)
-def _insert(l1, v1, l2, v2, lab, val):
-    """Insert candidate (lab, val) into the sorted distinct pair (l1, v1) <= (l2, v2)."""
-    if lab == 0 or val >= v2:
-        return l1, v1, l2, v2
-    if lab == l1:
-        if val < v1:
-            v1 = val
-        return l1, v1, l2, v2
-    if lab == l2:
-        if val < v1:
-            return l2, val, l1, v1
-        return l1, v1, l2, val
-    if val < v1:
-        return lab, val, l1, v1
-    return l1, v1, lab, val
 
 
 @njit(inline="always", cache=True)
