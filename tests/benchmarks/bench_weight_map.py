@@ -1,16 +1,31 @@
-"""Benchmark: U-Net weight map against the per-cell full-frame definition.
+"""Benchmark: the U-Net weight map against its definition, a careful user's version and the
+two-EDT floor; and loss maps against the plain torch expression.
 
-Prints a table of ratios measured in one run (absolute times drift on shared machines; the
-ratios are what to compare). Run from the repository root:
+Prints, in one run, tables of times and of ratios measured side by side (absolute times
+drift on shared machines; the ratios within one run are what to compare). From the
+repository root:
 
     python tests/benchmarks/bench_weight_map.py            # CPU, default sizes
     python tests/benchmarks/bench_weight_map.py --device cuda
     python tests/benchmarks/bench_weight_map.py --quick    # small sizes, a smoke run
 
-The reference is the definition itself: one full-frame ``scipy.ndimage.distance_transform_edt``
-per cell, then the two smallest distances per pixel, then the formula. For the 3D case the
-reference's per-cell transform is timed on a sample of cells and scaled to all cells (each
-per-cell transform costs the same: it is full-frame), unless ``--full-reference``.
+Rows of the weight-map table (w0 = 10, σ = 5, cutoff R = ``cutoff_radius(10, 5)``):
+
+- **definition**: one full-frame ``scipy.ndimage.distance_transform_edt`` per cell, then the
+  two smallest distances per pixel and the formula. Timed on ``--reference-cells`` cells
+  and scaled to all cells (every per-cell transform is full-frame, so each costs the same),
+  unless ``--full-reference``.
+- **cropped scipy**: what a careful user writes: the same per-cell EDT on the cell's bounding
+  box grown by R (exact up to R, which is all the weight map needs).
+- **two edt EDTs**: ``edt.edt`` (the ``edt`` package, a benchmark-only dependency) of the
+  foreground and of the background: the cost of d1 and d2 if a second-nearest transform
+  cost what a nearest one does.
+- **napari-losslens**: ``unet_weight_map``; ``cell_distances(max_distance=R)`` (the
+  transform alone); and (CPU) the kernels' transform followed by their fused formula
+  ``weight_map_sq``, what ``unet_weight_map`` costs once it calls them directly.
+
+Loss table: ``loss_map`` on a 4096² prediction against the plain torch expression of the same
+map (BCE; the Dice gradient by autograd; BCE times a cached weight map for ``unet_ce``).
 """
 
 from __future__ import annotations
@@ -25,16 +40,45 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_losslens._testing import touching_cells
-from napari_losslens.core import (
-    cell_distances,
-    cutoff_radius,
-    unet_weight_map,
-    weight_map_from_distances,
-)
+from napari_losslens.core import _two_nearest_numba as kernels
+from napari_losslens.core import cell_distances, cutoff_radius, loss_map, unet_weight_map
+
+W0, SIGMA = 10.0, 5.0
 
 
-def reference_weight_map(labels, w0, sigma, spacing, max_cells=None):
-    """The definition, per cell; returns (weight map or None, seconds for all cells)."""
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def best_of(fn, repeat):
+    """(best wall time in seconds, last result) over ``repeat`` calls."""
+    times = []
+    out = None
+    for _ in range(repeat):
+        _sync()
+        t0 = time.perf_counter()
+        out = fn()
+        _sync()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def _formula(labels, d1, d2):
+    border = W0 * np.exp(-((d1 + d2) ** 2) / (2 * SIGMA**2))
+    border[~np.isfinite(d2)] = 0.0
+    return 1.0 + np.where(labels == 0, border, 0.0)
+
+
+def _take_two(d1, d2, d):
+    """Keep the two smallest of (d1, d2, d) in place (d1 <= d2)."""
+    closer = d < d1
+    d2[...] = np.where(closer, d1, np.minimum(d2, d))
+    d1[...] = np.where(closer, d, d1)
+
+
+def definition_weight_map(labels, spacing, max_cells=None):
+    """One full-frame EDT per cell; returns (map or None, seconds for all cells)."""
     ids = np.unique(labels)
     ids = ids[ids > 0]
     sample = ids if max_cells is None else ids[:max_cells]
@@ -42,117 +86,208 @@ def reference_weight_map(labels, w0, sigma, spacing, max_cells=None):
     d2 = np.full(labels.shape, np.inf)
     t0 = time.perf_counter()
     for i in sample:
-        d = ndi.distance_transform_edt(labels != i, sampling=spacing)
-        closer = d < d1
-        d2 = np.where(closer, d1, np.minimum(d2, d))
-        d1 = np.where(closer, d, d1)
+        _take_two(d1, d2, ndi.distance_transform_edt(labels != i, sampling=spacing))
     seconds = time.perf_counter() - t0
     if len(sample) < len(ids):
         return None, seconds * len(ids) / len(sample)
-    w = 1.0 + np.where(labels == 0, w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2)), 0.0)
-    return w, seconds
+    return _formula(labels, d1, d2), seconds
 
 
-def best_of(fn, repeat):
-    times = []
-    out = None
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+def cropped_weight_map(labels, spacing, radius):
+    """The careful user's version: each cell's EDT on its bounding box grown by R."""
+    sp = np.broadcast_to(np.asarray(spacing, float), (labels.ndim,))
+    grow = [math.ceil(radius / s) for s in sp]
+    d1 = np.full(labels.shape, np.inf)
+    d2 = np.full(labels.shape, np.inf)
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        crop = tuple(
+            slice(max(0, b.start - g), min(n, b.stop + g))
+            for b, g, n in zip(box, grow, labels.shape, strict=True)
+        )
+        d = ndi.distance_transform_edt(labels[crop] != i, sampling=sp)
+        d[d > radius] = np.inf
+        _take_two(d1[crop], d2[crop], d)
+    return _formula(labels, d1, d2)
 
 
-def peak_rss_mb():
-    import resource
+def two_edts(labels, spacing, threads):
+    import edt  # benchmark-only dependency (pip install edt)
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fg = labels > 0
+    sp = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, float), (labels.ndim,)))
+    return edt.edt(fg, anisotropy=sp, parallel=threads), edt.edt(
+        ~fg, anisotropy=sp, parallel=threads
+    )
 
 
-def run_case(name, labels, spacing, device, args, max_ref_cells=None):
-    w0, sigma = 10.0, 5.0
+def run_case(name, labels, spacing, args, max_ref_cells):
+    radius = cutoff_radius(W0, SIGMA)
+    sp = (1.0,) * labels.ndim if spacing is None else spacing
     n_cells = len(np.unique(labels)) - 1
-    # warm up (numba compilation is cached on disk after the first run)
-    unet_weight_map(labels[tuple(slice(0, 32) for _ in labels.shape)], device=device)
-    t_fast, w_fast = best_of(
-        lambda: unet_weight_map(labels, w0=w0, sigma=sigma, spacing=spacing, device=device),
-        args.repeat,
-    )
-    w_ref, t_ref = reference_weight_map(labels, w0, sigma, spacing, max_ref_cells)
-    err = float(np.abs(w_fast - w_ref).max()) if w_ref is not None else math.nan
+    threads = torch.get_num_threads()
+    # warm up (numba compiles once, cached on disk)
+    small = labels[tuple(slice(0, 32) for _ in labels.shape)]
+    unet_weight_map(small, spacing=sp, device=args.device)
+    cell_distances(small, spacing=sp, max_distance=radius, device=args.device)
+    two_edts(small, sp, threads)
+    times = {"fast": [], "dist": [], "fused": [], "crop": [], "edt": []}
+    lab64 = labels.astype(np.int64)
 
-    # cached distances: only the cheap part re-evaluated (what the widget does on a slider)
-    radius = cutoff_radius(w0, 2 * sigma)  # the cache is computed for the largest sigma
-    t_dist, (d1, d2) = best_of(
-        lambda: cell_distances(labels, spacing=spacing, max_distance=radius, device=device), 1
-    )
-    t_cheap, _ = best_of(
-        lambda: weight_map_from_distances(labels, d1, d2, w0=7.0, sigma=4.0), args.repeat * 3
-    )
+    def fused():
+        _, v1, _, v2 = kernels.two_nearest_sq(lab64, sp, radius * radius)
+        return kernels.weight_map_sq(lab64, v1, v2, W0, SIGMA, 1.0, 1.0)
+
+    fused()
+    w_fast = w_crop = None
+    for _ in range(args.repeat):  # interleaved, so that each method sees the same load
+        t, w_fast = best_of(
+            lambda: unet_weight_map(labels, w0=W0, sigma=SIGMA, spacing=sp, device=args.device),
+            1,
+        )
+        times["fast"].append(t)
+        t, _ = best_of(
+            lambda: cell_distances(labels, spacing=sp, max_distance=radius, device=args.device),
+            1,
+        )
+        times["dist"].append(t)
+        t, w_fused = best_of(fused, 1)
+        times["fused"].append(t)
+        t, w_crop = best_of(lambda: cropped_weight_map(labels, sp, radius), 1)
+        times["crop"].append(t)
+        t, _ = best_of(lambda: two_edts(labels, sp, threads), 1)
+        times["edt"].append(t)
+    best = {k: min(v) for k, v in times.items()}
+    w_def, t_def = definition_weight_map(labels, sp, max_ref_cells)
+    w_fast = w_fast.cpu().numpy() if isinstance(w_fast, torch.Tensor) else w_fast
+    err_def = float(np.abs(w_fast - w_def).max()) if w_def is not None else math.nan
     return {
         "case": name,
         "shape": "x".join(map(str, labels.shape)),
+        "spacing": str(tuple(sp)),
         "cells": n_cells,
-        "ref_s": t_ref,
-        "ref_note": "" if w_ref is not None else f" (scaled from {max_ref_cells} cells)",
-        "fast_s": t_fast,
-        "speedup": t_ref / t_fast,
-        "cheap_s": t_cheap,
-        "cheap_speedup": t_fast / t_cheap,
-        "max_abs_err": err,
+        "def_s": t_def,
+        "def_note": "" if w_def is not None else f" (scaled from {max_ref_cells} cells)",
+        "crop_s": best["crop"],
+        "edt_s": best["edt"],
+        "fast_s": best["fast"],
+        "dist_s": best["dist"],
+        "fused_s": best["fused"],
+        "err_fused": float(np.abs(w_fused - w_crop).max()),
+        "err_crop": float(np.abs(w_fast - w_crop).max()),
+        "err_def": err_def,
     }
+
+
+def loss_rows(device, repeat, size):
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.rand((size, size), generator=gen).to(device)
+    target = (torch.rand((size, size), generator=gen) > 0.5).to(torch.int64).to(device)
+    w = (1.0 + 9.0 * torch.rand((size, size), generator=gen)).to(device)
+    y = target.to(pred.dtype)
+    eps = torch.finfo(pred.dtype).eps
+
+    def plain_bce():
+        p = pred.clamp(eps, 1 - eps)
+        return -(y * torch.log(p) + (1 - y) * torch.log1p(-p))
+
+    def plain_dice():
+        p = pred.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = 1 - (2 * (p * y).sum() + 1e-6) / ((p * p).sum() + (y * y).sum() + 1e-6)
+            (g,) = torch.autograd.grad(loss, p)
+        return g
+
+    cases = [
+        ("bce", lambda: loss_map(pred, target, "bce"), plain_bce),
+        ("dice", lambda: loss_map(pred, target, "dice"), plain_dice),
+        (
+            "unet_ce (cached weight map)",
+            lambda: loss_map(pred, target, "unet_ce", weight_map=w),
+            lambda: w * plain_bce(),
+        ),
+    ]
+    rows = []
+    for name, ours, plain in cases:
+        ours(), plain()  # warm up
+        t_ours = t_plain = math.inf
+        for _ in range(repeat):
+            t_ours = min(t_ours, best_of(ours, 1)[0])
+            t_plain = min(t_plain, best_of(plain, 1)[0])
+        err = float((ours() - plain()).abs().max())
+        rows.append((name, t_ours, t_plain, err))
+    return rows
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    ap.add_argument("--full-reference", action="store_true", help="no scaled 3D reference")
+    ap.add_argument("--reference-cells", type=int, default=40)
+    ap.add_argument("--full-reference", action="store_true", help="no scaled definition")
+    ap.add_argument("--skip-losses", action="store_true")
     args = ap.parse_args(argv)
+    max_ref = None if args.full_reference else args.reference_cells
 
     if args.quick:
         cases = [
-            ("2D", touching_cells((256, 256), 40, 22, seed=1), None, None),
-            (
-                "3D",
-                touching_cells((16, 64, 64), 20, 12, spacing=(2, 1, 1), seed=2),
-                (2, 1, 1),
-                None,
-            ),
+            ("2D", touching_cells((256, 256), 40, 22, seed=1), None),
+            ("3D", touching_cells((16, 64, 64), 20, 12, spacing=(2, 1, 1), seed=2), (2, 1, 1)),
         ]
+        loss_size = 512
     else:
         cases = [
-            ("2D", touching_cells((1024, 1024), 620, 24, seed=1), None, None),
+            ("2D", touching_cells((1024, 1024), 620, 24, seed=1), None),
             (
                 "3D",
                 touching_cells((64, 256, 256), 320, 16, spacing=(2, 1, 1), seed=2),
                 (2, 1, 1),
-                None if args.full_reference else 40,
             ),
         ]
-    rows = [run_case(n, lab, sp, args.device, args, mr) for n, lab, sp, mr in cases]
+        loss_size = 4096
+    rows = [run_case(n, lab, sp, args, max_ref) for n, lab, sp in cases]
 
     print(
-        f"\nU-Net weight map (w0=10, sigma=5), device={args.device}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"\nU-Net weight map (w0=10, sigma=5), device={args.device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, best of {args.repeat} interleaved runs"
     )
     print(
-        "| case | shape | cells | reference (s) | napari-losslens (s) | speed-up | "
-        "cached re-evaluation (s) | speed-up vs full | max abs error |"
+        "| case | shape | spacing | cells | definition (s) | cropped scipy (s) | "
+        "two edt EDTs (s) | napari-losslens weight map (s) | its transform alone (s) | "
+        "kernels + fused formula (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['case']} | {r['shape']} | {r['spacing']} | {r['cells']} | "
+            f"{r['def_s']:.2f}{r['def_note']} | {r['crop_s']:.3f} | {r['edt_s']:.3f} | "
+            f"{r['fast_s']:.3f} | {r['dist_s']:.3f} | {r['fused_s']:.3f} |"
+        )
+    print(
+        "\n| case | definition / ours | cropped / ours | two EDTs / ours | "
+        "two EDTs / transform alone | cropped / fused | two EDTs / fused | "
+        "max abs error vs cropped (weight map, fused) | vs definition |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['case']} | {r['shape']} | {r['cells']} | {r['ref_s']:.2f}{r['ref_note']} | "
-            f"{r['fast_s']:.3f} | **{r['speedup']:.0f}x** | {r['cheap_s']:.4f} | "
-            f"**{r['cheap_speedup']:.0f}x** | {r['max_abs_err']:.1e} |"
+            f"| {r['case']} | **{r['def_s'] / r['fast_s']:.0f}x** | "
+            f"**{r['crop_s'] / r['fast_s']:.2f}x** | **{r['edt_s'] / r['fast_s']:.2f}x** | "
+            f"{r['edt_s'] / r['dist_s']:.2f}x | {r['crop_s'] / r['fused_s']:.2f}x | "
+            f"{r['edt_s'] / r['fused_s']:.2f}x | {r['err_crop']:.1e}, {r['err_fused']:.1e} | "
+            f"{r['err_def']:.1e} |"
         )
-    print(f"\npeak RSS: {peak_rss_mb():.0f} MB")
+    if not args.skip_losses:
+        print(f"\nloss_map on a {loss_size}x{loss_size} prediction, device={args.device}")
+        print("| loss | loss_map (s) | plain torch (s) | ratio | max abs difference |")
+        print("|---|---|---|---|---|")
+        for name, t_ours, t_plain, err in loss_rows(args.device, args.repeat, loss_size):
+            print(
+                f"| {name} | {t_ours:.4f} | {t_plain:.4f} | **{t_ours / t_plain:.2f}x** | "
+                f"{err:.1e} |"
+            )
     return 0
 
 

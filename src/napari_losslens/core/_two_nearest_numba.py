@@ -1,185 +1,457 @@
 """CPU kernels of the two-nearest-cells distance transform (numba, parallel over lines).
 
-The transform is separable (see :mod:`napari_losslens.core.distances` for the proof sketch):
-for every pixel it keeps the two nearest *distinct* cells as (label, squared distance) pairs,
-and each pass along one axis combines the pairs of the pixels on that line.
+For every pixel the transform keeps the two nearest *distinct* cells as (label, squared
+distance) pairs; a pass along each axis in turn combines the pairs of the pixels of a line
+(the proofs are in ``docs/math.md``):
 
-Arrays handed to these kernels are C-contiguous 2D views ``(n_lines, n)`` of the data with
-the processed axis last. Squared distances are float64; label 0 means "no cell" and goes with
-an infinite squared distance.
+- **First pass** (axis 0, binary-by-label input): O(n) per line. The two nearest distinct
+  labels of a position are among the nearest labelled pixel on each side and the nearest one
+  on each side whose label differs from it.
+- **Later passes**: with ``(a_i, f_i)`` and ``(b_i, g_i)`` the first and second entries of
+  position ``i``, the nearest cell and d1 of every ``x`` come from the lower envelope of the
+  parabolas ``f_i + s²(x - i)²`` (Felzenszwalb & Huttenlocher 2012). The line is then split
+  into runs where that nearest cell stays one cell ``L``; over a run, the second cell is the
+  nearest cell other than ``L``, which is the lower envelope of ``h_i + s²(x - i)²`` with
+  ``h_i`` the first entry of ``i`` when its label is not ``L`` and the second entry
+  otherwise. That envelope only needs the positions within reach of the run: the cutoff, or
+  less when a neighbouring run's nearest cell already bounds d2 over the run.
+
+The first pass scans whole rows (all lines of axis 0 side by side, contiguous reads); the
+last pass runs along the contiguous last axis; a middle pass (3D) reads blocks of adjacent
+lines into thread-local buffers. Every pass writes in place, so the whole transform holds
+one state of 16 bytes per voxel (int32 labels, float32 squared distances), which is the
+result. Envelope arithmetic is in float64.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange
 
 INF = np.inf
+#: Lines read into one thread-local block by a middle pass: a block reads BLOCK adjacent
+#: values of a row at a time (256 bytes of float32), which keeps page visits few.
+BLOCK = 64
+#: Columns scanned together by the first pass (rows of 256 labels at a time).
+CHUNK = 256
+#: Contiguous lines per task of the last pass.
+LINES = 64
+_INT32_MAX = np.iinfo(np.int32).max
 
 
 @njit(inline="always", cache=True)
-def _insert(l1, v1, l2, v2, lab, val):
-    """Insert candidate (lab, val) into the sorted distinct pair (l1, v1) <= (l2, v2)."""
-    if lab == 0 or val >= v2:
-        return l1, v1, l2, v2
-    if lab == l1:
-        if val < v1:
-            v1 = val
-        return l1, v1, l2, v2
-    if lab == l2:
-        # val < v2: improve the second, then keep the pair sorted
-        if val < v1:
-            return l2, val, l1, v1
-        return l1, v1, l2, val
-    if val < v1:
-        return lab, val, l1, v1
-    return l1, v1, lab, val
+def _merge(p1, pv1, p2, pv2, q1, qv1, q2, qv2):
+    """The two nearest distinct cells of two sorted distinct pairs (label 0 = none, inf)."""
+    if qv1 < pv1:
+        p1, pv1, p2, pv2, q1, qv1, q2, qv2 = q1, qv1, q2, qv2, p1, pv1, p2, pv2
+    if q1 != p1:
+        c, cv = q1, qv1
+    else:
+        c, cv = q2, qv2
+    if cv < pv2:
+        return p1, pv1, c, cv
+    return p1, pv1, p2, pv2
+
+
+@njit(parallel=True, cache=True)
+def first_pass(lab, step2, maxsq, chunk, o_l1, o_v1, o_l2, o_v2):  # pragma: no cover - numba
+    """1D two-nearest-distinct transform along the middle axis of the 3D views
+    ``(outer, n, inner)``, in O(n) per line.
+
+    For each position the candidates are the nearest labelled pixel on the left (a), the
+    nearest one on the left whose label differs from a's (b), and the same two on the right:
+    the two nearest distinct labels of the whole line are among these four. The lines of a
+    chunk of ``chunk`` adjacent columns are scanned together, row after row (contiguous
+    reads and writes): forward to store the left pair, backward to merge the right one in.
+    """
+    n_outer, n, inner = lab.shape
+    n_chunks = (inner + chunk - 1) // chunk
+    for t in prange(n_outer * n_chunks):
+        o = t // n_chunks
+        c0 = (t % n_chunks) * chunk
+        cb = min(chunk, inner - c0)
+        a_pos = np.empty(cb, np.int32)
+        a_lab = np.empty(cb, np.int32)
+        b_pos = np.empty(cb, np.int32)
+        b_lab = np.empty(cb, np.int32)
+        for c in range(cb):
+            a_pos[c] = -1
+            a_lab[c] = 0
+            b_pos[c] = -1
+            b_lab[c] = 0
+        for i in range(n):  # forward: the left pair's positions (-1: none), kept in the output
+            row = lab[o, i, c0 : c0 + cb]
+            r1 = o_l1[o, i, c0 : c0 + cb]
+            r3 = o_l2[o, i, c0 : c0 + cb]
+            for c in range(cb):
+                L = np.int32(row[c])
+                if L > 0:
+                    if L != a_lab[c]:
+                        b_pos[c] = a_pos[c]
+                        b_lab[c] = a_lab[c]
+                    a_pos[c] = i
+                    a_lab[c] = L
+                r1[c] = a_pos[c]
+                r3[c] = b_pos[c]
+        for c in range(cb):
+            a_pos[c] = -1
+            a_lab[c] = 0
+            b_pos[c] = -1
+            b_lab[c] = 0
+        for i in range(n - 1, -1, -1):  # backward: merge the right pair in
+            row = lab[o, i, c0 : c0 + cb]
+            r1 = o_l1[o, i, c0 : c0 + cb]
+            r2 = o_v1[o, i, c0 : c0 + cb]
+            r3 = o_l2[o, i, c0 : c0 + cb]
+            r4 = o_v2[o, i, c0 : c0 + cb]
+            for c in range(cb):
+                L = np.int32(row[c])
+                if L > 0:
+                    if L != a_lab[c]:
+                        b_pos[c] = a_pos[c]
+                        b_lab[c] = a_lab[c]
+                    a_pos[c] = i
+                    a_lab[c] = L
+                # right pair: (a_lab, a_pos), (b_lab, b_pos); left pair: positions in r1, r3
+                rb = b_lab[c]
+                d = float(b_pos[c] - i)
+                rbv = d * d * step2 if rb > 0 else INF
+                lp = r3[c]
+                lb = np.int32(lab[o, lp, c0 + c]) if lp >= 0 else np.int32(0)
+                d = float(i - lp)
+                lbv = d * d * step2 if lp >= 0 else INF
+                if L > 0:  # inside a cell: it is the first; the second is the nearer b
+                    l1, v1 = L, 0.0
+                    if lbv < rbv:
+                        l2, v2 = lb, lbv
+                    else:
+                        l2, v2 = rb, rbv
+                else:
+                    ra = a_lab[c]
+                    d = float(a_pos[c] - i)
+                    rav = d * d * step2 if ra > 0 else INF
+                    lp = r1[c]
+                    la = np.int32(lab[o, lp, c0 + c]) if lp >= 0 else np.int32(0)
+                    d = float(i - lp)
+                    lav = d * d * step2 if lp >= 0 else INF
+                    l1, v1, l2, v2 = _merge(la, lav, lb, lbv, ra, rav, rb, rbv)
+                if v1 > maxsq:
+                    l1, v1 = 0, INF
+                if v2 > maxsq:
+                    l2, v2 = 0, INF
+                r1[c] = l1
+                r2[c] = v1
+                r3[c] = l2
+                r4[c] = v2
 
 
 @njit(inline="always", cache=True)
-def _store(o_l1, o_v1, o_l2, o_v2, r, i, l1, v1, l2, v2, maxsq):
-    """Write a pair to row r, position i, dropping cells beyond ``maxsq``."""
-    if v1 > maxsq:
-        l1 = 0
-        v1 = INF
-    if v2 > maxsq:
-        l2 = 0
-        v2 = INF
-    o_l1[r, i] = l1
-    o_v1[r, i] = v1
-    o_l2[r, i] = l2
-    o_v2[r, i] = v2
+def _envelope(a, f, g, L, lo, hi, hmax, inv_step2, half_inv, v, cv, z):  # pragma: no cover
+    """Lower envelope of the parabolas ``(x - q)² + h_q``, q in [lo, hi], with
+    ``h_q = f[q] / step2`` where ``a[q] != L`` and ``g[q] / step2`` where ``a[q] == L``
+    (``L = -1``: the first entries), skipping those above ``hmax`` (they cannot be lowest
+    where it matters) and the infinite ones.
 
-
-@njit(parallel=True, cache=True)
-def first_pass(lab, step2, maxsq, o_l1, o_v1, o_l2, o_v2):  # pragma: no cover - numba
-    """1D two-nearest-distinct transform of binary-by-label lines, in O(n) per line.
-
-    For each position the candidates are: the nearest labelled pixel on the left (a), the
-    nearest one on the left whose label differs from a's (b), and the same two on the right.
-    The two nearest distinct labels of the whole line are always among these four.
+    Felzenszwalb & Huttenlocher's algorithm: ``v[:m]`` are the positions of the envelope's
+    parabolas from left to right, ``cv`` their ``h_q + q²``, ``z[k]`` the abscissa from
+    which parabola ``k`` is the lowest (``z[0] = -inf``); ``half_inv[d] = 1 / (2d)``.
+    Returns ``m`` (0 when no ``h_q`` is finite).
     """
-    n_lines, n = lab.shape
-    for r in prange(n_lines):
-        la_pos = np.empty(n, np.int64)
-        la_lab = np.empty(n, np.int64)
-        lb_pos = np.empty(n, np.int64)
-        lb_lab = np.empty(n, np.int64)
-        a_pos = -1
-        a_lab = 0
-        b_pos = -1
-        b_lab = 0
-        for i in range(n):
-            L = lab[r, i]
-            if L > 0:
-                if L != a_lab:
-                    b_pos = a_pos
-                    b_lab = a_lab
-                a_pos = i
-                a_lab = L
-            la_pos[i] = a_pos
-            la_lab[i] = a_lab
-            lb_pos[i] = b_pos
-            lb_lab[i] = b_lab
-        a_pos = -1
-        a_lab = 0
-        b_pos = -1
-        b_lab = 0
-        for i in range(n - 1, -1, -1):
-            L = lab[r, i]
-            if L > 0:
-                if L != a_lab:
-                    b_pos = a_pos
-                    b_lab = a_lab
-                a_pos = i
-                a_lab = L
-            l1 = 0
-            v1 = INF
-            l2 = 0
-            v2 = INF
-            if a_lab > 0:
-                d = (a_pos - i) * 1.0
-                l1, v1, l2, v2 = _insert(l1, v1, l2, v2, a_lab, d * d * step2)
-            if b_lab > 0:
-                d = (b_pos - i) * 1.0
-                l1, v1, l2, v2 = _insert(l1, v1, l2, v2, b_lab, d * d * step2)
-            if la_lab[i] > 0:
-                d = (i - la_pos[i]) * 1.0
-                l1, v1, l2, v2 = _insert(l1, v1, l2, v2, la_lab[i], d * d * step2)
-            if lb_lab[i] > 0:
-                d = (i - lb_pos[i]) * 1.0
-                l1, v1, l2, v2 = _insert(l1, v1, l2, v2, lb_lab[i], d * d * step2)
-            _store(o_l1, o_v1, o_l2, o_v2, r, i, l1, v1, l2, v2, maxsq)
+    k = -1
+    for q in range(lo, hi + 1):
+        h = (f[q] if a[q] != L else g[q]) * inv_step2
+        if not (h < INF and h <= hmax):
+            continue
+        cq = h + q * q
+        s = -INF
+        while k >= 0:
+            s = (cq - cv[k]) * half_inv[q - v[k]]
+            if s <= z[k]:
+                k -= 1
+            else:
+                break
+        if k < 0:
+            s = -INF
+        k += 1
+        v[k] = q
+        cv[k] = cq
+        z[k] = s
+    return k + 1
 
 
-@njit(parallel=True, cache=True)
-def next_pass(i_l1, i_v1, i_l2, i_v2, step2, maxsq, o_l1, o_v1, o_l2, o_v2):  # pragma: no cover
-    """Combine the pairs along a line: out(x) = 2 smallest distinct over x' of
-    in(x') + ((x - x')·step)².
+@njit(cache=True)
+def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2):  # pragma: no cover
+    """One line of a later pass: entries (a, f), (b, g) in, two nearest (l1, v1, l2, v2) out.
 
-    The scan moves outward from x and stops as soon as the offset term alone reaches the
-    current second-smallest value (nothing further can enter) or exceeds ``maxsq``.
+    The output squared distances are in units of ``step2`` (the caller multiplies them);
+    ``w`` is a float64 work buffer of shape (2, n + 1), ``iw`` an int64 one of (2, n + 1).
     """
-    n_lines, n = i_l1.shape
-    for r in prange(n_lines):
+    inv_step2 = 1.0 / step2
+    maxu = maxsq * inv_step2
+    cv = w[0]
+    z = w[1]
+    v = iw[0]
+    jw = iw[1]
+    m = _envelope(a, f, g, -1, 0, n - 1, maxu, inv_step2, half_inv, v, cv, z)
+    if m == 0:
         for x in range(n):
-            l1 = 0
-            v1 = INF
-            l2 = 0
-            v2 = INF
-            l1, v1, l2, v2 = _insert(l1, v1, l2, v2, i_l1[r, x], i_v1[r, x])
-            l1, v1, l2, v2 = _insert(l1, v1, l2, v2, i_l2[r, x], i_v2[r, x])
-            k = 1
-            while True:
-                off = k * k * step2
-                if off >= v2 or off > maxsq:
-                    break
-                lo = x - k
-                hi = x + k
-                if lo < 0 and hi >= n:
-                    break
-                if lo >= 0:
-                    l1, v1, l2, v2 = _insert(l1, v1, l2, v2, i_l1[r, lo], i_v1[r, lo] + off)
-                    l1, v1, l2, v2 = _insert(l1, v1, l2, v2, i_l2[r, lo], i_v2[r, lo] + off)
-                if hi < n:
-                    l1, v1, l2, v2 = _insert(l1, v1, l2, v2, i_l1[r, hi], i_v1[r, hi] + off)
-                    l1, v1, l2, v2 = _insert(l1, v1, l2, v2, i_l2[r, hi], i_v2[r, hi] + off)
+            l1[x] = 0
+            v1[x] = INF
+            l2[x] = 0
+            v2[x] = INF
+        return
+    k = 0
+    for x in range(n):
+        while k + 1 < m and z[k + 1] < x:
+            k += 1
+        j = v[k]
+        val = cv[k] + x * (x - 2 * j)
+        jw[x] = j
+        if val > maxu:
+            l1[x] = 0
+            v1[x] = INF
+        else:
+            l1[x] = a[j]
+            v1[x] = val
+    x0 = 0
+    while x0 < n:
+        L = l1[x0]
+        x1 = x0
+        while x1 + 1 < n and l1[x1 + 1] == L:
+            x1 += 1
+        if L == 0:  # no first cell within the cutoff: no second one either
+            for x in range(x0, x1 + 1):
+                l2[x] = 0
+                v2[x] = INF
+            x0 = x1 + 1
+            continue
+        # d2(x) <= u(x) = min(maxsq, the neighbouring runs' nearest parabolas at x), so only
+        # positions i with (x - i)² <= u(x) matter; x ∓ sqrt(u(x)) is non-decreasing in x,
+        # so the run's reach is set by its two ends. And only values h_i <= max u matter.
+        u0 = maxu
+        u1 = maxu
+        umax = maxu
+        has_l = x0 > 0 and l1[x0 - 1] != 0
+        has_r = x1 + 1 < n and l1[x1 + 1] != 0
+        jl = jw[x0 - 1] if has_l else 0
+        jr = jw[x1 + 1] if has_r else 0
+        fl = f[jl] * inv_step2 if has_l else INF
+        fr = f[jr] * inv_step2 if has_r else INF
+        if has_l or has_r:
+            u0 = min(u0, fl + (x0 - jl) * (x0 - jl), fr + (x0 - jr) * (x0 - jr))
+            u1 = min(u1, fl + (x1 - jl) * (x1 - jl), fr + (x1 - jr) * (x1 - jr))
+            # max over the run of min(left, right parabola): at an end or where they cross
+            top = max(u0, u1)
+            if has_l and has_r and jl != jr:
+                xs = ((fr + jr * jr) - (fl + jl * jl)) / (2.0 * (jr - jl))
+                if x0 < xs < x1:
+                    top = max(top, min(maxu, fl + (xs - jl) * (xs - jl)))
+            umax = min(umax, top)
+        lo = 0
+        hi = n - 1
+        if u0 < INF:
+            lo = max(0, x0 - int(math.sqrt(u0)) - 1)
+        if u1 < INF:
+            hi = min(n - 1, x1 + int(math.sqrt(u1)) + 1)
+        mm = _envelope(a, f, g, L, lo, hi, umax, inv_step2, half_inv, v, cv, z)
+        if mm == 0:
+            for x in range(x0, x1 + 1):
+                l2[x] = 0
+                v2[x] = INF
+            x0 = x1 + 1
+            continue
+        k = 0
+        for x in range(x0, x1 + 1):
+            while k + 1 < mm and z[k + 1] < x:
                 k += 1
-            _store(o_l1, o_v1, o_l2, o_v2, r, x, l1, v1, l2, v2, maxsq)
+            j = v[k]
+            val = cv[k] + x * (x - 2 * j)
+            if val > maxu:
+                l2[x] = 0
+                v2[x] = INF
+            else:
+                l2[x] = a[j] if a[j] != L else b[j]
+                v2[x] = val
+        x0 = x1 + 1
+
+
+@njit(parallel=True, cache=True)
+def middle_pass(s_l1, s_v1, s_l2, s_v2, step2, maxsq, block):  # pragma: no cover - numba
+    """A later pass along the middle axis of the 3D views ``(outer, n, inner)``, in place.
+
+    Reads the lines by blocks of ``block`` adjacent columns into a thread-local buffer (one
+    row per line), computes them, and writes the block back.
+    """
+    n_outer, n, inner = s_l1.shape
+    n_blocks = (inner + block - 1) // block
+    half_inv = _half_inverses(n)
+    for t in prange(n_outer * n_blocks):
+        o = t // n_blocks
+        c0 = (t % n_blocks) * block
+        cb = min(block, inner - c0)
+        # one row per line, padded so that the rows do not all map to the same cache sets
+        ba = np.empty((cb, n + 16), np.int32)
+        bf = np.empty((cb, n + 16), np.float32)
+        bb = np.empty((cb, n + 16), np.int32)
+        bg = np.empty((cb, n + 16), np.float32)
+        ra = np.empty(n, np.int32)
+        rf = np.empty(n, np.float64)
+        rb = np.empty(n, np.int32)
+        rg = np.empty(n, np.float64)
+        w = np.empty((2, n + 1), np.float64)
+        iw = np.empty((2, n + 1), np.int64)
+        for i in range(n):
+            for c in range(cb):
+                ba[c, i] = s_l1[o, i, c0 + c]
+                bf[c, i] = s_v1[o, i, c0 + c]
+                bb[c, i] = s_l2[o, i, c0 + c]
+                bg[c, i] = s_v2[o, i, c0 + c]
+        for c in range(cb):
+            _line(ba[c], bf[c], bb[c], bg[c], n, step2, maxsq, half_inv, w, iw, ra, rf, rb, rg)
+            for i in range(n):  # the line's entries are no longer needed: results replace them
+                ba[c, i] = ra[i]
+                bf[c, i] = rf[i] * step2
+                bb[c, i] = rb[i]
+                bg[c, i] = rg[i] * step2
+        for i in range(n):
+            for c in range(cb):
+                s_l1[o, i, c0 + c] = ba[c, i]
+                s_v1[o, i, c0 + c] = bf[c, i]
+                s_l2[o, i, c0 + c] = bb[c, i]
+                s_v2[o, i, c0 + c] = bg[c, i]
+
+
+@njit(parallel=True, cache=True)
+def last_pass(s_l1, s_v1, s_l2, s_v2, step2, maxsq, chunk):  # pragma: no cover - numba
+    """A later pass along the rows of the 2D views ``(n_lines, n)`` (contiguous), in place."""
+    n_lines, n = s_l1.shape
+    half_inv = _half_inverses(n)
+    n_chunks = (n_lines + chunk - 1) // chunk
+    for t in prange(n_chunks):
+        ra = np.empty(n, np.int32)
+        rf = np.empty(n, np.float64)
+        rb = np.empty(n, np.int32)
+        rg = np.empty(n, np.float64)
+        w = np.empty((2, n + 1), np.float64)
+        iw = np.empty((2, n + 1), np.int64)
+        for r in range(t * chunk, min(n_lines, (t + 1) * chunk)):
+            a = s_l1[r]
+            f = s_v1[r]
+            b = s_l2[r]
+            g = s_v2[r]
+            _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, ra, rf, rb, rg)
+            for i in range(n):
+                a[i] = ra[i]
+                f[i] = rf[i] * step2
+                b[i] = rb[i]
+                g[i] = rg[i] * step2
+
+
+@njit(cache=True)
+def _half_inverses(n):  # pragma: no cover - numba
+    """``1 / (2d)`` for d = 0..n (inf at 0): the envelope multiplies instead of dividing."""
+    half_inv = np.empty(n + 1, np.float64)
+    half_inv[0] = INF
+    for d in range(1, n + 1):
+        half_inv[d] = 0.5 / d
+    return half_inv
 
 
 def two_nearest_sq(labels: np.ndarray, spacing, maxsq: float):
     """Labels and squared distances of the two nearest distinct cells of every pixel.
 
     Args:
-        labels: int64 array (any number of axes), 0 = background.
+        labels: non-negative integer array (any number of axes), 0 = background.
         spacing: one float per axis.
         maxsq: squared distance beyond which a cell is not reported (``inf`` for none).
 
     Returns:
-        ``(l1, v1, l2, v2)``: int64 labels (0 = none) and float64 squared distances
-        (``inf`` = none), each of ``labels.shape``.
+        ``(l1, v1, l2, v2)``, each of ``labels.shape``: labels (0 = none), int32 when the
+        largest id fits in int32 and int64 otherwise, and float32 squared distances
+        (``inf`` = none).
     """
+    labels = np.asarray(labels)
+    shape = labels.shape
     ndim = labels.ndim
-    order = list(range(ndim - 1, -1, -1))  # last axis first: it is contiguous
-    state = None
-    for j, ax in enumerate(order):
-        step2 = float(spacing[ax]) ** 2
-        if j == 0:
-            lab2 = np.ascontiguousarray(labels.reshape(-1, labels.shape[-1]))
-            out = [
-                np.empty(lab2.shape, np.int64),
-                np.empty(lab2.shape, np.float64),
-                np.empty(lab2.shape, np.int64),
-                np.empty(lab2.shape, np.float64),
-            ]
-            first_pass(lab2, step2, maxsq, *out)
-            state = [a.reshape(labels.shape) for a in out]
-            continue
-        moved = [np.ascontiguousarray(np.moveaxis(a, ax, -1)) for a in state]
-        mshape = moved[0].shape
-        flat = [a.reshape(-1, mshape[-1]) for a in moved]
-        out = [np.empty_like(a) for a in flat]
-        next_pass(*flat, step2, maxsq, *out)
-        state = [np.moveaxis(a.reshape(mshape), -1, ax) for a in out]
-    return tuple(np.ascontiguousarray(a) for a in state)
+    maxsq = float(maxsq)
+    table = None
+    lab = labels
+    if labels.size and int(labels.max()) > _INT32_MAX:
+        # ids beyond int32: compact them (0 stays 0) and map them back at the end
+        table, lab = np.unique(labels, return_inverse=True)
+        if table[0] != 0:
+            table = np.concatenate([np.zeros(1, table.dtype), table])
+            lab = lab + 1
+        lab = lab.astype(np.int64).reshape(shape)  # the one compiled label dtype
+    lab = np.ascontiguousarray(lab, dtype=np.int64)
+    state = [
+        np.empty(shape, np.int32),
+        np.empty(shape, np.float32),
+        np.empty(shape, np.int32),
+        np.empty(shape, np.float32),
+    ]
+
+    def view(ax):
+        return (math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1 :]))
+
+    # axis 0 first: its O(n) scan streams over whole rows; the last axis last: contiguous
+    v = view(0)
+    first_pass(
+        lab.reshape(v), float(spacing[0]) ** 2, maxsq, CHUNK, *(s.reshape(v) for s in state)
+    )
+    for ax in range(1, ndim - 1):
+        v = view(ax)
+        middle_pass(*(s.reshape(v) for s in state), float(spacing[ax]) ** 2, maxsq, BLOCK)
+    if ndim > 1:
+        v = (-1, shape[-1])
+        last_pass(*(s.reshape(v) for s in state), float(spacing[-1]) ** 2, maxsq, LINES)
+    if table is not None:
+        state[0] = table[state[0]]
+        state[2] = table[state[2]]
+    return tuple(state)
+
+
+@njit(parallel=True, cache=True)
+def _border_map(
+    lab, v1, v2, w0, inv_two_sigma2, w_bg, w_fg, background_only, out
+):  # pragma: no cover
+    n = lab.shape[0]
+    for t in prange((n + 4095) // 4096):
+        for i in range(t * 4096, min(n, (t + 1) * 4096)):
+            fg = lab[i] > 0
+            w = w_fg if fg else w_bg
+            b = v2[i]
+            if b < INF and not (fg and background_only):
+                s = math.sqrt(v1[i]) + math.sqrt(b)
+                w += w0 * math.exp(-(s * s) * inv_two_sigma2)
+            out[i] = w
+
+
+def weight_map_sq(labels, v1, v2, w0, sigma, w_bg, w_fg, background_only=True):
+    """The U-Net weight map from the squared distances of :func:`two_nearest_sq`, fused.
+
+    .. math::
+
+        w = w_c + w_0 \\exp\\left(-\\frac{(\\sqrt{v_1} + \\sqrt{v_2})^2}{2\\sigma^2}\\right)
+
+    with ``w_c = w_fg`` on cells and ``w_bg`` on the background, and no border term where
+    ``v2`` is ``inf`` (or on cells with ``background_only``). One pass, float32 out:
+    the same values as :func:`napari_losslens.core.weights.weight_map_from_distances` on
+    ``sqrt(v1), sqrt(v2)``, without its temporaries.
+    """
+    labels = np.ascontiguousarray(labels)
+    out = np.empty(labels.shape, np.float32)
+    _border_map(
+        labels.reshape(-1),
+        np.ascontiguousarray(v1).reshape(-1),
+        np.ascontiguousarray(v2).reshape(-1),
+        float(w0),
+        1.0 / (2.0 * float(sigma) ** 2),
+        float(w_bg),
+        float(w_fg),
+        bool(background_only),
+        out.reshape(-1),
+    )
+    return out

@@ -1,9 +1,19 @@
-"""The two-nearest-cells distance transform in elementwise torch ops (any device).
+"""The two-nearest-cells distance transform in a few tensor operations per pass (any device).
 
-The same separable algorithm as :mod:`._two_nearest_numba`, written as shifts of whole
-arrays so that it runs on a GPU: each pass along an axis merges, for every offset
-``k = 1, 2, ...``, the (label, squared distance) pairs found ``k`` pixels away, and stops once
-``k²·step²`` exceeds every pixel's current second distance (or ``maxsq``).
+The same separable transform as :mod:`._two_nearest_numba` (proofs in ``docs/math.md``),
+written for a GPU: a pass along an axis gives every position the two nearest distinct cells
+among the ``(label, squared distance)`` entries of the positions within reach on its line,
+
+.. math::
+
+    \\text{out}(x) = \\text{two smallest distinct-label values of }
+    \\{\\, e + s^2 (x - x')^2 \\;:\\; e \\text{ an entry of } x',\\ |x - x'| \\le K \\,\\}
+
+with ``K = floor(sqrt(maxsq) / s)`` (the whole line without a cutoff). Each position's
+``2(2K + 1)`` candidates are a strided view (``unfold``) of the padded entries: one ``min``
+gives the nearest cell, a second ``min`` over the candidates of other labels the second.
+Lines are processed in chunks of bounded memory; chunk sizes depend on shapes only, so a
+pass is a fixed number of kernel launches per chunk and no host synchronisation.
 """
 
 from __future__ import annotations
@@ -12,64 +22,75 @@ import math
 
 import torch
 
-
-def _insert(l1, v1, l2, v2, lab, val):
-    """Vectorised insert of candidates (lab, val) into sorted distinct pairs."""
-    valid = (lab != 0) & (val < v2)
-    same1 = valid & (lab == l1)
-    same2 = valid & (lab == l2) & ~same1
-    new = valid & ~same1 & ~same2
-    v1 = torch.where(same1, torch.minimum(v1, val), v1)
-    s2swap = same2 & (val < v1)
-    s2keep = same2 & ~s2swap
-    nfirst = new & (val < v1)
-    nsecond = new & ~nfirst
-    promote = s2swap | nfirst
-    nl1 = torch.where(s2swap, l2, torch.where(nfirst, lab, l1))
-    nv1 = torch.where(promote, val, v1)
-    nl2 = torch.where(promote, l1, torch.where(nsecond, lab, l2))
-    nv2 = torch.where(promote, v1, torch.where(s2keep | nsecond, val, v2))
-    return nl1, nv1, nl2, nv2
+#: Upper bound on the bytes of candidates held at once by one chunk of a pass (this path
+#: runs on GPUs: large chunks mean few launches).
+CHUNK_BYTES = 2**30
 
 
-def _pass(state, axis: int, step2: float, maxsq: float):
-    l1, v1, l2, v2 = (s.clone() for s in state)
-    n = l1.shape[axis]
-    k = 1
-    while k < n:
-        off = k * k * step2
-        if off > maxsq or off >= float(v2.max()):
-            break
-        for src_start, dst_start in ((0, k), (k, 0)):
-            length = n - k
-            src = [s.narrow(axis, src_start, length) for s in state]
-            dst = [d.narrow(axis, dst_start, length) for d in (l1, v1, l2, v2)]
-            merged = _insert(*dst, src[0], src[1] + off)
-            merged = _insert(*merged, src[2], src[3] + off)
-            for d, m in zip(dst, merged, strict=True):
-                d.copy_(m)
+def _reach(n: int, step2: float, maxsq: float) -> int:
+    """The largest offset k along a line of n positions with k²·step2 <= maxsq."""
+    if not math.isfinite(maxsq):
+        return n - 1
+    k = int(math.sqrt(maxsq / step2))
+    while (k + 1) ** 2 * step2 <= maxsq:  # guard the float square root
         k += 1
-    inf = torch.tensor(math.inf, dtype=v1.dtype, device=v1.device)
-    far1 = v1 > maxsq
-    far2 = v2 > maxsq
-    l1 = torch.where(far1, torch.zeros_like(l1), l1)
-    v1 = torch.where(far1, inf, v1)
-    l2 = torch.where(far2, torch.zeros_like(l2), l2)
-    v2 = torch.where(far2, inf, v2)
-    return l1, v1, l2, v2
+    return min(n - 1, k)
+
+
+def _pass_lines(l1, v1, l2, v2, step2: float, maxsq: float):
+    """One pass along the last axis of 2D ``(lines, n)`` entries; returns the new entries."""
+    n_lines, n = l1.shape
+    k = _reach(n, step2, maxsq)
+    width = 2 * k + 1
+    dev, vdt = v1.device, v1.dtype
+    off = (torch.arange(-k, k + 1, device=dev, dtype=vdt) ** 2) * step2
+    per_line = n * 2 * width * (v1.element_size() + l1.element_size()) * 3
+    chunk = max(1, min(n_lines, CHUNK_BYTES // max(per_line, 1)))
+    outs = ([], [], [], [])
+    for start in range(0, n_lines, chunk):
+        sl = slice(start, start + chunk)
+        pl = [torch.nn.functional.pad(t[sl], (k, k), value=0) for t in (l1, l2)]
+        pv = [torch.nn.functional.pad(t[sl], (k, k), value=math.inf) for t in (v1, v2)]
+        # candidates (chunk, n, 2·width): the window's first entries, then its second ones
+        cl = torch.cat([t.unfold(-1, width, 1) for t in pl], dim=-1)
+        cv = torch.cat([t.unfold(-1, width, 1) + off for t in pv], dim=-1)
+        n1, i1 = cv.min(dim=-1, keepdim=True)
+        m1 = cl.gather(-1, i1)
+        cv = cv.masked_fill(cl == m1, math.inf)
+        n2, i2 = cv.min(dim=-1, keepdim=True)
+        m2 = cl.gather(-1, i2)
+        for out, t in zip(outs, (m1, n1, m2, n2), strict=True):
+            out.append(t.squeeze(-1))
+    l1, v1, l2, v2 = (torch.cat(o, dim=0) for o in outs)
+    far1 = torch.isinf(v1) | (v1 > maxsq)  # also drops a masked label picked among infs
+    far2 = torch.isinf(v2) | (v2 > maxsq)
+    return (
+        l1.masked_fill(far1, 0),
+        v1.masked_fill(far1, math.inf),
+        l2.masked_fill(far2, 0),
+        v2.masked_fill(far2, math.inf),
+    )
 
 
 def two_nearest_sq(labels: torch.Tensor, spacing, maxsq: float, dtype=torch.float64):
     """Labels and squared distances of the two nearest distinct cells (torch, any device).
 
-    Same contract as :func:`._two_nearest_numba.two_nearest_sq`, with tensors.
+    Same contract as :func:`._two_nearest_numba.two_nearest_sq`, with tensors: int64 labels
+    (0 = none) and squared distances of ``dtype`` (``inf`` = none).
     """
-    l1 = labels.clone()
-    inf = torch.tensor(math.inf, dtype=dtype, device=labels.device)
-    v1 = torch.where(l1 > 0, torch.zeros((), dtype=dtype, device=labels.device), inf)
-    l2 = torch.zeros_like(l1)
-    v2 = torch.full(l1.shape, math.inf, dtype=dtype, device=labels.device)
-    state = (l1, v1, l2, v2)
+    dev = labels.device
+    lab = labels.to(torch.int64)
+    inf = torch.tensor(math.inf, dtype=dtype, device=dev)
+    state = (
+        lab,
+        torch.where(lab > 0, torch.zeros((), dtype=dtype, device=dev), inf),
+        torch.zeros_like(lab),
+        torch.full(lab.shape, math.inf, dtype=dtype, device=dev),
+    )
     for ax in range(labels.ndim - 1, -1, -1):
-        state = _pass(state, ax, float(spacing[ax]) ** 2, maxsq)
-    return state
+        moved = [t.movedim(ax, -1) for t in state]
+        mshape = moved[0].shape
+        flat = [t.reshape(-1, mshape[-1]) for t in moved]
+        out = _pass_lines(*flat, float(spacing[ax]) ** 2, float(maxsq))
+        state = tuple(t.reshape(mshape).movedim(-1, ax) for t in out)
+    return tuple(t.contiguous() for t in state)
