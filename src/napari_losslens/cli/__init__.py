@@ -9,8 +9,9 @@ Where things live:
 - :mod:`.weights`, :mod:`.loss`, :mod:`.demo`: one module per command.
 - :mod:`._io`: reading and writing images (TIFF, ``.npy``, ``.zarr``), in memory or lazily.
 - :mod:`.batch`: the loop over files: atomic writes, ``--skip-existing``, signals, progress,
-  per-file errors. :mod:`.engine`: where dask computes (``--chunks``, ``--workers``,
-  ``--scheduler``). :mod:`.options`: option values from text.
+  per-file errors. :mod:`.outputs`: the rule that no output may replace an input.
+- :mod:`.engine`: where dask computes (``--chunks``, ``--workers``, ``--scheduler``).
+  :mod:`.options`: option values from text.
 
 Conventions shared by the subcommands:
 
@@ -18,6 +19,8 @@ Conventions shared by the subcommands:
   to stderr, one line per bad file, naming the file and what is wrong.
 - A bad file does not stop the others. Exit status: 0 when everything was done, 1 when any
   file failed (or an output was refused), 2 for a usage error (nothing was done).
+- No input is ever overwritten: every output is checked against every input of the run
+  before the first write (:mod:`.outputs`).
 - Nothing is overwritten unless ``--overwrite`` is given, and an output file is never left
   half-written: it is written to a temporary file (or folder, for ``.zarr``) in the same
   folder and moved into place. ``--skip-existing`` skips outputs that exist instead.

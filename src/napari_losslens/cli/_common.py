@@ -20,6 +20,7 @@ __all__ = [
     "describe",
     "error",
     "fmt",
+    "message",
 ]
 
 PROG = "losslens"
@@ -51,15 +52,19 @@ def describe(err: BaseException) -> str:
     return msg
 
 
-def error(message: str) -> None:
-    """Print one error line to stderr without breaking a progress bar."""
-    line = f"{PROG}: error: {message}"
+def message(line: str) -> None:
+    """Print one line to stderr above a progress bar, never inside it."""
     try:
         from tqdm import tqdm  # optional ([io] extra): only its write() is wanted here
     except ImportError:  # pragma: no cover
         print(line, file=sys.stderr)
     else:
         tqdm.write(line, file=sys.stderr)
+
+
+def error(text: str) -> None:
+    """Print one error line to stderr without breaking a progress bar."""
+    message(f"{PROG}: error: {text}")
 
 
 def fmt(value: float) -> str:

@@ -112,11 +112,19 @@ def check_input(path: Path) -> str:
 
 
 def _kind(suffix: str) -> str:
-    return {".npy": ".npy", ".zarr": "zarr array"}.get(suffix, "TIFF")
+    return {".npy": ".npy file", ".zarr": "zarr array"}.get(suffix, "TIFF")
 
 
-def _cannot_read(suffix: str, err: BaseException) -> CliError:
-    return CliError(f"cannot read it as a {_kind(suffix)} file: {describe(err)}")
+def _cannot_read(suffix: str, err: BaseException | str) -> CliError:
+    why = err if isinstance(err, str) else describe(err)
+    return CliError(f"cannot read it as a {_kind(suffix)}: {why}")
+
+
+def _no_image(suffix: str, shape: tuple[int, ...]) -> CliError | None:
+    """An error for a file that parsed but holds no image (a TIFF without pages)."""
+    if len(shape) == 0 or 0 in shape:
+        return _cannot_read(suffix, f"it holds no image (shape {shape})")
+    return None
 
 
 def read_array(path: Path) -> np.ndarray:
@@ -124,14 +132,19 @@ def read_array(path: Path) -> np.ndarray:
     suffix = check_input(path)
     try:
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix == ".zarr":
-            return np.asarray(import_zarr().open_array(str(path), mode="r")[...])
-        return import_tifffile().imread(path)
+            array = np.load(path, allow_pickle=False)
+        elif suffix == ".zarr":
+            array = np.asarray(import_zarr().open_array(str(path), mode="r")[...])
+        else:
+            array = import_tifffile().imread(path)
     except CliError:
         raise
     except Exception as err:
         raise _cannot_read(suffix, err) from err
+    problem = _no_image(suffix, array.shape)
+    if problem is not None:
+        raise problem
+    return array
 
 
 def _header(path: Path, suffix: str) -> tuple[tuple[int, ...], np.dtype, tuple]:
@@ -148,6 +161,8 @@ def _header(path: Path, suffix: str) -> tuple[tuple[int, ...], np.dtype, tuple]:
         way = ("memmap", int(mm.offset), mm.dtype.str, order)
         return tuple(mm.shape), mm.dtype, way
     with import_tifffile().TiffFile(path) as tf:
+        if not tf.series:
+            raise _cannot_read(suffix, "it holds no image (no pages)")
         series = tf.series[0]
         shape, dtype = tuple(series.shape), np.dtype(series.dtype)
         if series.dataoffset is None:
@@ -179,7 +194,7 @@ def read_block(path: str, way: tuple, shape: tuple[int, ...], block_info=None) -
     except Exception as err:
         raise _cannot_read(suffix, err) from err
     if block.shape != tuple(b.stop - b.start for b in where):
-        raise CliError(f"cannot read it as a {_kind(suffix)} file: it changed while it was read")
+        raise _cannot_read(suffix, "it changed while it was read")
     return block
 
 
@@ -197,6 +212,9 @@ def open_lazy(path: Path, chunks: tuple[int, ...]):
         raise
     except Exception as err:
         raise _cannot_read(suffix, err) from err
+    problem = _no_image(suffix, shape)
+    if problem is not None:
+        raise problem
     if len(chunks) not in (1, len(shape)):
         raise CliError(
             f"--chunks {','.join(map(str, chunks))} has {len(chunks)} values for an image "

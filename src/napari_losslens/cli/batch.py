@@ -1,7 +1,11 @@
 """The batch runner: one step per file, atomic outputs, skip-existing, signals, progress.
 
-- A bad file does not stop the others: a step raises :class:`CliError`, which is reported
-  as one line naming the file, and the batch goes on.
+- Before the first write, every output is checked against every input of the run and
+  against the other outputs (:func:`prepare_outputs`, the rules in :mod:`.outputs`); a
+  conflict refuses the whole run. Temporary files a killed run left are removed.
+- A bad file does not stop the others: a step raises :class:`CliError` (or anything else),
+  which is reported as one line naming the file, and the batch goes on.
+- No result holding NaN or inf is written (:func:`write_output`).
 - Outputs are written to a hidden temporary file (or folder, for ``.zarr``) in the target's
   folder and renamed into place when complete, so no partial output is ever left under the
   final name.
@@ -13,21 +17,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
-import secrets
 import shutil
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from . import _io
-from ._common import EXIT_FAILED, EXIT_OK, PROG, CliError, describe, error
+from ._common import EXIT_FAILED, EXIT_OK, PROG, CliError, describe, error, message
 from .engine import Engine
+from .options import speak_options
+from .outputs import Output, clean_stale_temps, conflicts, temp_name
 
 __all__ = [
     "Batch",
@@ -37,7 +44,7 @@ __all__ = [
     "check_device",
     "output_name",
     "prepare_outdir",
-    "same_file",
+    "prepare_outputs",
     "sigterm_interrupts",
     "write_output",
 ]
@@ -57,10 +64,6 @@ class _Terminated(KeyboardInterrupt):
 # --------------------------------------------------------------------------------------
 # Atomic writes
 # --------------------------------------------------------------------------------------
-
-
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
 
 
 def _test_delay() -> None:
@@ -90,7 +93,7 @@ def atomic_write(path: Path, write: Callable[[Path], None], overwrite: bool) -> 
     """
     if path.exists() and not overwrite:
         raise _refuse_existing(path)
-    tmp = _temp_name(path)
+    tmp = temp_name(path)
     try:
         write(tmp)
         _test_delay()
@@ -124,8 +127,9 @@ def _write_in_thread(write: Callable[[Path], None], tmp: Path, quiesce: Callable
         finally:
             done.set()
 
-    threading.Thread(target=target, name=f"{PROG}-write", daemon=True).start()
+    thread = threading.Thread(target=target, name=f"{PROG}-write", daemon=True)
     try:
+        thread.start()  # inside: an interrupted start() may still have started the write
         while not done.is_set():
             time.sleep(0.02)
     except KeyboardInterrupt:
@@ -150,14 +154,14 @@ def atomic_write_dir(
     """
     if path.exists() and not overwrite:
         raise _refuse_existing(path)
-    tmp = _temp_name(path)
+    tmp = temp_name(path)
     try:
         _write_in_thread(write, tmp, quiesce)
         _test_delay()
         if path.exists() or path.is_symlink():
             if not overwrite:
                 raise _refuse_existing(path)
-            old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+            old = temp_name(path, "old")
             os.replace(path, old)
             os.replace(tmp, path)
             _remove(old)
@@ -167,17 +171,58 @@ def atomic_write_dir(
         _remove(tmp)
 
 
+NOT_FINITE = "the result holds NaN or inf values: not written"
+
+
+def _finite_block(block: np.ndarray) -> np.ndarray:
+    """A block of a result, checked as it is computed (a ``map_blocks`` function)."""
+    if not np.isfinite(block).all():
+        raise CliError(NOT_FINITE)
+    return block
+
+
 def write_output(path: Path, array, overwrite: bool, engine: Engine) -> None:
-    """A result, as float32, to ``path`` atomically: ``.zarr`` or TIFF (tiled when chunked)."""
-    if path.suffix.lower() == ".zarr":
-        result = array.astype(np.float32)
-        atomic_write_dir(path, lambda tmp: _io.write_zarr(tmp, result), overwrite, engine.quiesce)
-    elif _io.is_dask(array):
-        result = array.astype(np.float32)
-        atomic_write(path, lambda tmp: _io.write_tiff_tiled(tmp, result), overwrite)
+    """A result, as float32, to ``path`` atomically: ``.zarr`` or TIFF (tiled when chunked).
+
+    A result holding NaN or inf is never written: ``CliError``, and no file is left (a
+    chunked result is checked chunk by chunk as it is written).
+    """
+    if _io.is_dask(array):
+        result = array.astype(np.float32).map_blocks(_finite_block, dtype=np.float32)
     else:
         result = np.asarray(array, dtype=np.float32)
+        if not np.isfinite(result).all():
+            raise CliError(NOT_FINITE)
+    if path.suffix.lower() == ".zarr":
+        atomic_write_dir(path, lambda tmp: _io.write_zarr(tmp, result), overwrite, engine.quiesce)
+    elif _io.is_dask(result):
+        atomic_write(path, lambda tmp: _io.write_tiff_tiled(tmp, result), overwrite)
+    else:
         atomic_write(path, lambda tmp: _io.write_tiff(tmp, result), overwrite)
+
+
+def prepare_outputs(inputs: Sequence[Path], outputs: Sequence[Output]) -> bool:
+    """Check every output against every input and the other outputs (see :mod:`.outputs`).
+
+    Each conflict is reported on stderr and the run must stop (False) before its first
+    write. Otherwise the temporary files a killed run left in the output folders are
+    removed, and the run may start (True).
+    """
+    problems = conflicts(inputs, outputs)
+    for problem in problems:
+        error(problem)
+    if problems:
+        error(f"nothing written: {len(problems)} output(s) refused")
+        return False
+    for folder in dict.fromkeys(out.path.parent for out in outputs):
+        removed = clean_stale_temps(folder)
+        if removed:
+            print(
+                f"{PROG}: removed {len(removed)} temporary file(s) left in {folder} by an "
+                f"interrupted run",
+                file=sys.stderr,
+            )
+    return True
 
 
 # --------------------------------------------------------------------------------------
@@ -217,6 +262,35 @@ def _progress(items: Sequence, desc: str, quiet: bool):
     return tqdm(items, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True)
 
 
+class _AboveTheBar(logging.Handler):
+    """A logging handler that writes each record as one line above the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            message(f"{PROG}: warning: {record.name}: {' '.join(record.getMessage().split())}")
+
+
+@contextlib.contextmanager
+def _messages_above_the_bar():
+    """During a batch, warnings and tifffile's log messages go above the progress bar
+    (``tqdm.write``), one line each, instead of into it."""
+    logger = logging.getLogger("tifffile")
+    handler = _AboveTheBar(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+
+    def show(msg, category, filename, lineno, file=None, line=None):
+        message(f"{PROG}: warning: {category.__name__}: {' '.join(str(msg).split())}")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 class Batch:
     """Runs one step per input, counting outcomes; stops cleanly on SIGINT or SIGTERM."""
 
@@ -229,16 +303,25 @@ class Batch:
         self.not_done: list[Path] = []
 
     def run(self, step: Callable[[int], str]) -> None:
-        """``step(i)`` returns "written" or "skipped", or raises ``CliError``."""
+        """``step(i)`` returns "written" or "skipped", or raises.
+
+        Any exception but an interruption fails that file only: ``CliError`` is reported
+        with its message, any other with its type too (it came from deep inside, and says
+        so). Warnings and tifffile's log messages are written above the progress bar.
+        """
         current = 0
         bar = _progress(range(len(self.items)), self.desc, self.quiet)
         try:
-            for current in bar:
-                try:
-                    self.counts[step(current)] += 1
-                except CliError as err:
-                    self.counts["failed"] += 1
-                    error(f"{self.items[current]}: {err}")
+            with _messages_above_the_bar():
+                for current in bar:
+                    try:
+                        self.counts[step(current)] += 1
+                    except CliError as err:
+                        self.counts["failed"] += 1
+                        error(f"{self.items[current]}: {err}")
+                    except Exception as err:  # one bad file never stops the batch
+                        self.counts["failed"] += 1
+                        error(f"{self.items[current]}: {type(err).__name__}: {describe(err)}")
             current = len(self.items)
         except KeyboardInterrupt as exc:
             self.signum = int(getattr(exc, "signum", signal.SIGINT))
@@ -277,14 +360,6 @@ class Batch:
 # --------------------------------------------------------------------------------------
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` both exist and are the same file."""
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def output_name(path: Path, fmt: str | None = None) -> str:
     """The output name for an input: the same name, or with ``fmt``'s suffix.
 
@@ -316,7 +391,7 @@ def check_device(parser: argparse.ArgumentParser, device: str) -> str:
     try:
         return str(resolve_device(None if device == "auto" else device))
     except (TypeError, ValueError) as err:
-        parser.error(f"--device {device}: {err}")
+        parser.error(f"--device {device}: {speak_options(str(err), {'device': '--device'})}")
 
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -13,9 +15,14 @@ from typing import Any, TextIO
 from . import _io, batch
 from ._common import EXIT_FAILED, EXIT_OK, CliError, Formatter, describe, error, fmt
 from .engine import add_engine_options, make_engine, running
-from .options import parse_bool, parse_class_weights, parse_spacing
+from .options import parse_bool, parse_class_weights, parse_spacing, speak_options
+from .outputs import Output
 
 __all__ = ["add_parser", "run"]
+
+# core's keyword names, as this command's options (for error messages); a loss's own
+# parameters are added as "--param NAME"
+OPTIONS = {"from_logits": "--from-logits", "mask": "--mask", "device": "--device"}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -106,8 +113,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 
 
-def _convert_param(kind: str, text: str) -> Any:
-    """A ``--param`` value, from text, for a parameter of the given registry kind."""
+def _convert_param(kind: str, text: str, files: list[Path]) -> Any:
+    """A ``--param`` value, from text, for a parameter of the given registry kind.
+
+    An array parameter is read from a file, whose path is added to ``files`` (an input of
+    the run, which no output may replace).
+    """
     t = text.strip()
     if kind in ("float", "optional_float"):
         if kind == "optional_float" and t.lower() == "none":
@@ -127,6 +138,7 @@ def _convert_param(kind: str, text: str) -> Any:
     if kind == "array":
         if t.lower() == "none":
             return None
+        files.append(Path(t))
         try:
             return _io.read_array(Path(t))
         except CliError as err:
@@ -142,8 +154,14 @@ def _convert_param(kind: str, text: str) -> Any:
     return t
 
 
-def _loss_params(parser: argparse.ArgumentParser, loss: str, items: Sequence[str]):
-    """``--param name=value`` items converted by each parameter's kind, then validated."""
+def _loss_params(
+    parser: argparse.ArgumentParser, loss: str, items: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, str], list[Path]]:
+    """``--param name=value`` items converted by each parameter's kind, then validated.
+
+    Returns the parameters, the options that name them in messages (``--param beta``), and
+    the files read for array parameters.
+    """
     # torch is imported when a command runs, not for --help
     from ..core import available_losses
 
@@ -152,7 +170,9 @@ def _loss_params(parser: argparse.ArgumentParser, loss: str, items: Sequence[str
         parser.error(f"--loss {loss}: unknown loss; available: {', '.join(losses)}")
     info = losses[loss]
     kinds = {p.name: p.kind for p in info.params}
+    options = {**OPTIONS, **{name: f"--param {name}" for name in kinds}}
     params: dict[str, Any] = {}
+    files: list[Path] = []
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip()
@@ -164,14 +184,17 @@ def _loss_params(parser: argparse.ArgumentParser, loss: str, items: Sequence[str
                 f"--param {item}: loss {loss!r} has no parameter {name!r}; it takes: {known}"
             )
         try:
-            params[name] = _convert_param(kinds[name], value)
+            params[name] = _convert_param(kinds[name], value, files)
         except (ValueError, argparse.ArgumentTypeError) as err:
             parser.error(f"--param {item}: {err}")
     try:
         info.resolve_params(params)
     except (TypeError, ValueError) as err:
-        parser.error(f"--param: {err}")
-    return params
+        # the registry says "parameter 'beta' of loss 'weighted_bce' must be ..."
+        text = re.sub(r"parameter '(\w+)' of loss '[^']*'", r"--param \1", str(err))
+        text = speak_options(text, options)
+        parser.error(text if text.startswith("--") else f"--param: {text}")
+    return params, options, files
 
 
 def _losses_epilog() -> str:
@@ -296,7 +319,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         masks = masks * len(predictions)
     device = batch.check_device(parser, args.device)
     engine = make_engine(parser, args)
-    params = _loss_params(parser, args.loss, args.param or [])
+    params, options, param_files = _loss_params(parser, args.loss, args.param or [])
     outputs = _loss_outputs(parser, args, predictions)
     csv_path = None if args.csv in (None, "-") else Path(args.csv)
     old_rows: list[dict[str, str]] = []
@@ -311,18 +334,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # torch is imported when a command runs, not for --help
     from ..core import loss_map, loss_value
 
+    planned = [Output(o, str(p)) for p, o in zip(predictions, outputs, strict=True) if o]
+    if csv_path is not None:
+        planned.append(Output(csv_path, "--csv"))
+    if not batch.prepare_outputs([*predictions, *targets, *masks, *param_files], planned):
+        return EXIT_FAILED
     rows: list[dict[str, str]] = []
-    seen: dict[Path, Path] = {}
 
     def step(i: int) -> str:
         pred_path, target_path, out = predictions[i], targets[i], outputs[i]
         if out is not None:
-            if out in seen:
-                raise CliError(f"same map name as {seen[out]}: both would write {out}")
-            seen[out] = pred_path
-            for p in (pred_path, target_path, *masks[i : i + 1]):
-                if batch.same_file(out, p):
-                    raise CliError(f"the map {out} would replace the input {p}")
             if out.exists() and args.skip_existing:
                 return "skipped"
             if out.exists() and not args.overwrite:
@@ -342,11 +363,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
         try:
             value = loss_value(arrays["prediction"], arrays["target"], args.loss, **kwargs)
+            if not math.isfinite(value):
+                raise CliError(f"the loss value is {value}: not reported, no map written")
             if out is not None:
                 lmap = loss_map(arrays["prediction"], arrays["target"], args.loss, **kwargs)
                 batch.write_output(out, lmap, args.overwrite, engine)
         except (TypeError, ValueError) as err:
-            raise CliError(describe(err)) from err
+            raise CliError(speak_options(describe(err), options)) from err
         except OSError as err:
             raise CliError(f"cannot write {out}: {describe(err)}") from err
         rows.append(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+from collections.abc import Mapping
 
 __all__ = [
     "CLASS_WEIGHTS_FORMS",
@@ -17,6 +19,7 @@ __all__ = [
     "parse_chunks",
     "parse_class_weights",
     "parse_spacing",
+    "speak_options",
 ]
 
 # the accepted forms of --class-weights (and of a loss's class_weights parameter)
@@ -90,3 +93,46 @@ def parse_chunks(text: str) -> tuple[int, ...]:
             f"(e.g. 64,512,512), got {text!r}"
         )
     return values
+
+
+def _with_value(option: str, value: str) -> str:
+    if value in ("True", ""):
+        return option
+    if value == "False":
+        return f"no {option}"
+    if value == "None":
+        return f"{option} none"
+    return f"{option} {value.strip(chr(39) + chr(34))}"
+
+
+def speak_options(message: str, options: Mapping[str, str]) -> str:
+    """A core error message with its Python keyword names turned into command-line options.
+
+    ``options`` maps keyword names to options (``{"from_logits": "--from-logits"}``).
+    ``name=value`` becomes the option with its value (``from_logits=True`` →
+    ``--from-logits``, ``device='cpu'`` → ``--device cpu``); a name with an underscore or a
+    digit (``class_weights``, ``w0``) becomes the option wherever it stands as a word; a
+    plain word (``sigma``, ``mask``) only where it is what the sentence is about (followed
+    by ``must``, ``values`` or ``and ... must``), so that prose keeps its words.
+
+    Example:
+        >>> speak_options("w0 must be >= 0; pass from_logits=True", {"w0": "--w0",
+        ...     "from_logits": "--from-logits"})
+        '--w0 must be >= 0; pass --from-logits'
+    """
+    for name in sorted(options, key=len, reverse=True):
+        option = options[name]
+        word = re.escape(name)
+        message = re.sub(
+            rf"(?<![\w-]){word}=(True|False|None|'[^']*'|\"[^\"]*\"|[^\s,;)]*)",
+            lambda m, option=option: _with_value(option, m[1]),
+            message,
+        )
+        if "_" in name or any(c.isdigit() for c in name):
+            message = re.sub(rf"(?<![\w-]){word}(?![\w=-])", option, message)
+        else:
+            message = re.sub(
+                rf"(?<![\w-]){word}(?= must\b| values\b| and \S+ must\b)", option, message
+            )
+    # "None" is Python's; an option that may be left out has a default instead
+    return message.replace("must be None, ", "must be ")

@@ -9,11 +9,29 @@ from pathlib import Path
 import numpy as np
 
 from . import _io, batch
-from ._common import CliError, Formatter, describe
+from ._common import EXIT_FAILED, CliError, Formatter, describe
 from .engine import add_engine_options, make_engine, running
-from .options import CLASS_WEIGHTS_FORMS, finite_float, parse_class_weights, parse_spacing
+from .options import (
+    CLASS_WEIGHTS_FORMS,
+    finite_float,
+    parse_class_weights,
+    parse_spacing,
+    speak_options,
+)
+from .outputs import Output
 
 __all__ = ["add_parser", "run"]
+
+# core's keyword names, as this command's options (for error messages)
+OPTIONS = {
+    "w0": "--w0",
+    "sigma": "--sigma",
+    "class_weights": "--class-weights",
+    "spacing": "--spacing",
+    "background_only": "--background-only",
+    "separate_touching": "--separate-touching",
+    "device": "--device",
+}
 
 EPILOG = """\
 The weight map (Ronneberger et al. 2015, eq. 2) is
@@ -127,19 +145,17 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         unet_weight_map(np.zeros((1, 2), np.uint8), **params, device="cpu")
     except (TypeError, ValueError) as err:
         if "spacing" not in str(err):  # spacing depends on each file's dimensionality
-            parser.error(str(err))
+            parser.error(speak_options(str(err), OPTIONS))
 
     paths = [Path(p) for p in args.labels]
-    seen: dict[str, Path] = {}
+    outputs = [outdir / batch.output_name(p, args.format) for p in paths]
+    if not batch.prepare_outputs(
+        paths, [Output(o, str(p)) for p, o in zip(paths, outputs, strict=True)]
+    ):
+        return EXIT_FAILED
 
     def step(i: int) -> str:
-        path = paths[i]
-        out = outdir / batch.output_name(path, args.format)
-        if out.name in seen:
-            raise CliError(f"same output name as {seen[out.name]}: both would write {out}")
-        seen[out.name] = path
-        if batch.same_file(out, path):
-            raise CliError(f"the output {out} would replace the input")
+        path, out = paths[i], outputs[i]
         if out.exists() and args.skip_existing:
             return "skipped"
         if out.exists() and not args.overwrite:
@@ -149,7 +165,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             w = unet_weight_map(labels, **params, device=device)
             batch.write_output(out, w, args.overwrite, engine)
         except (TypeError, ValueError) as err:
-            raise CliError(describe(err)) from err
+            raise CliError(speak_options(describe(err), OPTIONS)) from err
         except OSError as err:
             raise CliError(f"cannot write {out}: {describe(err)}") from err
         return "written"
