@@ -54,10 +54,13 @@ AVERAGES = ("macro", "micro", None)
 # binary losses applied class by class (``average`` applies to them)
 _PER_CLASS = ("dice", "jaccard", "tversky", "focal")
 
+# losses that take the class axis themselves
+_NATIVE = ("ce", "lovasz_softmax", "generalized_dice", "topk_ce")
+
 
 def multiclass_losses() -> tuple[str, ...]:
     """Names of the losses that accept a prediction with a leading class axis."""
-    return ("ce", *_PER_CLASS)
+    return (*_NATIVE[:1], *_PER_CLASS, *_NATIVE[1:])
 
 
 def has_class_axis(prediction: ArrayLike, target: ArrayLike) -> bool:
@@ -94,7 +97,7 @@ def resolve_multiclass(info: LossInfo, params: dict[str, Any]):
         ValueError: the loss takes no class axis, or a bad ``average``.
         TypeError: an unknown parameter.
     """
-    if info.name == "ce":
+    if info.name in _NATIVE:
         return info, info.resolve_params(params)
     if info.name not in _PER_CLASS:
         raise ValueError(

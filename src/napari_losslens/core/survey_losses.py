@@ -662,4 +662,6 @@ def _hausdorff_dt(ctx: LossContext, alpha: float, spacing) -> torch.Tensor:
 
 
 # ``ce`` (softmax cross-entropy) and the multi-class machinery live in .multiclass.
-from . import multiclass  # noqa: E402,F401
+# The losses of MONAI, kornia and smp (and the last two of the survey) register in
+# .library_losses.
+from . import library_losses, multiclass  # noqa: E402,F401
