@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_losslens.core import available_losses, gradient_map, loss_map, loss_value
-from napari_losslens.core.library_losses import contour, mean_contour_distance
+from napari_losslens.core.losses.distance import contour, mean_contour_distance
 
 NEW = (
     "lovasz_hinge",

@@ -16,7 +16,7 @@ from napari_losslens.core import (
     loss_map,
     loss_value,
 )
-from napari_losslens.core import survey_modules as sm
+from napari_losslens.core import modules as sm
 
 SURVEY = (
     "focal",

@@ -4,6 +4,13 @@ Per-pixel loss maps, gradient maps and scalar losses for segmentation, and the U
 map of Ronneberger et al. 2015 with its distance maps, for 2D and 3D (anisotropic) data, on
 the GPU when one is present and on the CPU otherwise. numpy in gives numpy out; torch in
 gives torch out, on the input's device, with autograd intact.
+
+Layers, each importing only those before it (checked by import-linter, see
+``docs/architecture.md``): ``_arrays`` → ``distances`` → ``weights``; ``registry`` →
+``losses`` (the loss families, each registering its own losses) → ``chunked`` (dask) →
+``maps`` (the public ``loss_map``, ``gradient_map``, ``loss_value``) → ``modules``
+(``nn.Module`` wrappers). ``analysis`` reads maps and labels and stands apart. Importing
+this package imports :mod:`.losses`, which registers every built-in loss.
 """
 
 from .analysis import (
@@ -17,12 +24,12 @@ from .analysis import (
     object_stats,
 )
 from .distances import cell_distances, two_nearest_cells
-from .losses import LossContext, gradient_map, loss_map, loss_value
-from .modules import BCELoss, SegmentationLoss, UNetCELoss, WeightedBCELoss
-from .multiclass import class_losses, multiclass_losses
-from .registry import LossInfo, LossParam, available_losses, get_loss, register_loss
-from .survey_modules import (
+from .losses import LossContext
+from .losses.multiclass import multiclass_losses
+from .maps import class_losses, gradient_map, loss_map, loss_value
+from .modules import (
     BalancedBCELoss,
+    BCELoss,
     BoundaryLoss,
     ComboLoss,
     CrossEntropyLoss,
@@ -34,9 +41,13 @@ from .survey_modules import (
     HausdorffDTLoss,
     JaccardLoss,
     LogCoshDiceLoss,
+    SegmentationLoss,
     SensitivitySpecificityLoss,
     TverskyLoss,
+    UNetCELoss,
+    WeightedBCELoss,
 )
+from .registry import LossInfo, LossParam, available_losses, get_loss, register_loss
 from .weights import (
     border_term,
     class_weight_map,

@@ -17,6 +17,7 @@ __all__ = [
     "ArrayLike",
     "check_label_array",
     "check_same_shape",
+    "is_dask",
     "is_torch",
     "resolve_device",
     "result_dtype",
@@ -33,6 +34,12 @@ ArrayLike = Any  # numpy.ndarray | torch.Tensor | anything numpy.asarray accepts
 def is_torch(x: object) -> bool:
     """True when ``x`` is a torch tensor."""
     return isinstance(x, torch.Tensor)
+
+
+def is_dask(x: object) -> bool:
+    """True for a dask array (without importing dask when it is not loaded)."""
+    mod = type(x).__module__
+    return mod.startswith("dask.") and hasattr(x, "chunks")
 
 
 def resolve_device(device: str | torch.device | None, *arrays: object) -> torch.device:

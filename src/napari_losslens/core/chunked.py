@@ -1,11 +1,9 @@
 """Chunked computation on dask arrays: the same results as in one piece, in bounded memory.
 
-Weight map. The border term vanishes (below ε = 1e-5·w0) beyond the cutoff
-R = σ·√(2·ln(w0/ε)) (:func:`~napari_losslens.core.weights.cutoff_radius`). Every cell point
-within R of a pixel lies within ``ceil(R / spacing_i)`` pixels of it along each axis, so a
-block grown by that halo (``dask.array.map_overlap``) holds every cell that can matter for its
-interior, at its true distance: the block's weight map is exactly the whole image's there.
-Global quantities (the pixel counts of ``class_weights="balanced"``) come from a first pass.
+Weight map. :func:`~napari_losslens.core.weights.unet_weight_map_dask` (re-exported here)
+computes each block with a halo of the border term's cutoff radius, so that the block's
+weight map is exactly the whole image's there. Global quantities (the pixel counts of
+``class_weights="balanced"``) come from a first pass.
 
 Loss maps. Every loss is a function of elementwise terms and of sums over the counted pixels
 (``LossContext.sum``). A first pass collects each block's sums and adds them up; the second
@@ -24,80 +22,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._arrays import validate_spacing
+from ._arrays import (
+    is_dask,
+    resolve_device,
+    result_dtype,
+    validate_labels,
+    validate_prediction,
+)
+from .losses import LossContext
+from .registry import get_loss
+from .weights import unet_weight_map_dask
 
 __all__ = ["is_dask", "loss_map_dask", "loss_value_dask", "unet_weight_map_dask"]
-
-
-def is_dask(x: object) -> bool:
-    """True for a dask array (without importing dask when it is not loaded)."""
-    mod = type(x).__module__
-    return mod.startswith("dask.") and hasattr(x, "chunks")
-
-
-def unet_weight_map_dask(
-    labels,
-    *,
-    w0: float = 10.0,
-    sigma: float = 5.0,
-    class_weights=None,
-    spacing=None,
-    background_only: bool = True,
-    separate_touching: bool = False,
-    device=None,
-    dtype: torch.dtype = torch.float32,
-):
-    """:func:`~napari_losslens.core.weights.unet_weight_map` of a dask array, blockwise.
-
-    Returns a lazy dask array of float32 (float64 with ``dtype=torch.float64``) with the
-    labels' chunks; each block is computed with a halo of the cutoff radius, so the result
-    equals the in-memory computation. ``class_weights="balanced"`` triggers one eager pass
-    that counts foreground pixels.
-    """
-
-    from .weights import (
-        _check_w0_sigma,
-        _parse_class_weights,
-        balanced_class_weights,
-        cutoff_radius,
-        halo_pixels,
-        separate_touching_cells,
-        unet_weight_map,
-    )
-
-    w0, sigma = _check_w0_sigma(w0, sigma)
-    cw = _parse_class_weights(class_weights)
-    if labels.ndim not in (2, 3):
-        raise ValueError(
-            f"labels must be 2D or 3D (all axes spatial), got {labels.ndim}D with shape "
-            f"{labels.shape}"
-        )
-    sp = validate_spacing(spacing, labels.ndim)
-    lab = labels
-    if separate_touching:
-        lab = lab.map_overlap(
-            separate_touching_cells, depth=1, boundary="none", dtype=lab.dtype, trim=True
-        )
-    if cw == "balanced":
-        cw = balanced_class_weights(int(np.prod(lab.shape)), int((lab > 0).sum().compute()))
-    depth = halo_pixels(cutoff_radius(w0, sigma), sp)
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-
-    def block(b):
-        return unet_weight_map(
-            np.asarray(b),
-            w0=w0,
-            sigma=sigma,
-            class_weights=cw,
-            spacing=sp,
-            background_only=background_only,
-            separate_touching=False,
-            device=device if device is not None else "cpu",
-            dtype=dtype,
-        ).astype(np_dtype, copy=False)
-
-    depth = {i: min(d, s) for i, (d, s) in enumerate(zip(depth, lab.shape, strict=True))}
-    return lab.map_overlap(block, depth=depth, boundary="none", dtype=np_dtype, trim=True)
 
 
 class _GlobalSums:
@@ -139,19 +75,13 @@ class _GlobalSums:
         return self.sum(x) / self._total_count
 
 
-def _block_context_class():
-    from .losses import LossContext
-
-    class BlockContext(_GlobalSums, LossContext):
-        pass
-
-    return BlockContext
+class _BlockContext(_GlobalSums, LossContext):
+    """A :class:`~napari_losslens.core.losses.LossContext` of one block, with global sums."""
 
 
 def _prepare_dask(prediction, target, loss, mask, params):
+    # dask is an optional dependency (the "zarr" extra); a dask array came in, so it is there
     import dask.array as da
-
-    from .registry import get_loss
 
     info = get_loss(loss)
     resolved = info.resolve_params(params)
@@ -202,13 +132,6 @@ def _prepare_dask(prediction, target, loss, mask, params):
 
 def _block_setup(info, resolved, blocks, has_mask, from_logits, device, **sums_kwargs):
     """The context of one block (inputs validated as in memory) and the loss's keywords."""
-    from ._arrays import (
-        resolve_device,
-        result_dtype,
-        validate_labels,
-        validate_prediction,
-    )
-
     p, t = blocks[0], blocks[1]
     dev = resolve_device(device if device is not None else "cpu")
     dtype = result_dtype(p)
@@ -217,7 +140,7 @@ def _block_setup(info, resolved, blocks, has_mask, from_logits, device, **sums_k
     m = None
     if has_mask:
         m = torch.from_numpy(np.ascontiguousarray(blocks[2])).to(dev).to(torch.bool)
-    ctx = _block_context_class()(pred, labels, bool(from_logits), m, dtype, **sums_kwargs)
+    ctx = _BlockContext(pred, labels, bool(from_logits), m, dtype, **sums_kwargs)
     kw = dict(resolved)
     if info.name == "unet_ce":
         kw["weight_map"] = np.asarray(blocks[3 if has_mask else 2])
@@ -226,7 +149,7 @@ def _block_setup(info, resolved, blocks, has_mask, from_logits, device, **sums_k
 
 def _first_pass(info, resolved, arrays, has_mask, from_logits, device, max_passes=4):
     """Global sums of the loss over all blocks, iterated to a fixed point."""
-    import dask
+    import dask  # optional dependency, present since dask arrays came in
 
     delayed = [a.to_delayed().ravel() for a in arrays]
 
@@ -269,9 +192,9 @@ def loss_map_dask(
     gradient: bool = False,
     **params: Any,
 ):
-    """:func:`~napari_losslens.core.losses.loss_map` of dask arrays, blockwise.
+    """:func:`~napari_losslens.core.maps.loss_map` of dask arrays, blockwise.
 
-    With ``gradient=True``, :func:`~napari_losslens.core.losses.gradient_map` instead.
+    With ``gradient=True``, :func:`~napari_losslens.core.maps.gradient_map` instead.
 
     One eager pass gathers the global sums a loss needs (class fractions, region sums); the
     map itself is returned as a lazy dask array with the prediction's chunks, equal to the
@@ -323,8 +246,8 @@ def loss_value_dask(
     device=None,
     **params,
 ) -> float:
-    """:func:`~napari_losslens.core.losses.loss_value` of dask arrays (streams over blocks)."""
-    import dask.array as da
+    """:func:`~napari_losslens.core.maps.loss_value` of dask arrays (streams over blocks)."""
+    import dask.array as da  # optional dependency, present since dask arrays came in
 
     info, resolved, arrays, has_mask = _prepare_dask(prediction, target, loss, mask, params)
     if info.kind == "pixel":

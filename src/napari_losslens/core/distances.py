@@ -30,6 +30,7 @@ import math
 
 import torch
 
+from . import _two_nearest_torch
 from ._arrays import (
     ArrayLike,
     resolve_device,
@@ -56,13 +57,14 @@ def _check_max_distance(max_distance: float | None) -> float:
 def _two_nearest(lab: torch.Tensor, spacing: tuple[float, ...], maxsq: float):
     """Dispatch to the numba kernels on the CPU and to torch ops elsewhere."""
     if lab.device.type == "cpu":
+        # numba is imported (and its cached kernels loaded) only when the CPU path runs:
+        # that costs about half a second, which a GPU-only or lossless caller never pays.
+        # Not a cycle: _two_nearest_numba imports nothing from the package.
         from ._two_nearest_numba import two_nearest_sq
 
         out = two_nearest_sq(lab.numpy(), spacing, maxsq)
         return tuple(torch.from_numpy(a) for a in out)
-    from ._two_nearest_torch import two_nearest_sq
-
-    return two_nearest_sq(lab, spacing, maxsq)
+    return _two_nearest_torch.two_nearest_sq(lab, spacing, maxsq)
 
 
 def two_nearest_cells(

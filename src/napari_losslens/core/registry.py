@@ -1,9 +1,13 @@
 """The loss registry: what losses exist, their parameters, and how a GUI should show them.
 
 Every loss is a function registered with :func:`register_loss`. The public functions
-(:func:`~napari_losslens.core.losses.loss_map`, ``gradient_map``, ``loss_value``) look losses
+(:func:`~napari_losslens.core.maps.loss_map`, ``gradient_map``, ``loss_value``) look losses
 up here, and :func:`available_losses` describes them, so that a GUI can build its controls
 from the registry and a new loss appears everywhere without GUI changes.
+
+The registry knows no loss: each loss family in :mod:`napari_losslens.core.losses` registers
+its own losses when it is imported, and ``napari_losslens.core`` imports them all, so the
+built-in losses are registered by the time any of the package is usable.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["LossInfo", "LossParam", "available_losses", "get_loss", "register_loss"]
+__all__ = [
+    "LossInfo",
+    "LossParam",
+    "available_losses",
+    "get_loss",
+    "order_losses",
+    "register_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,27 @@ def register_loss(
     return decorator
 
 
+def order_losses(names) -> None:
+    """Put the named losses first, in this order, in :func:`available_losses` (and GUIs).
+
+    The losses not named keep their registration order after them. The loss families
+    register in the order their modules are imported; this sets the order in which a
+    person sees them, independent of where each is defined.
+
+    Raises:
+        ValueError: a name that is not registered.
+    """
+    names = list(names)
+    unknown = [n for n in names if n not in _REGISTRY]
+    if unknown:
+        raise ValueError(f"cannot order unregistered loss(es): {', '.join(map(repr, unknown))}")
+    rest = {k: v for k, v in _REGISTRY.items() if k not in names}
+    ordered = {n: _REGISTRY[n] for n in names}
+    _REGISTRY.clear()
+    _REGISTRY.update(ordered)
+    _REGISTRY.update(rest)
+
+
 def get_loss(name: str) -> LossInfo:
     """The registered loss called ``name``.
 
@@ -198,8 +230,6 @@ def get_loss(name: str) -> LossInfo:
     """
     if not isinstance(name, str):
         raise TypeError(f"loss must be a name (str), got {type(name).__name__}")
-    from . import losses  # noqa: F401  (registers the built-in losses)
-
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -217,6 +247,4 @@ def available_losses() -> dict[str, LossInfo]:
         >>> info.kind, info.defaults
         ('region', {'smooth': 1e-06, 'gamma': 2.0})
     """
-    from . import losses  # noqa: F401  (registers the built-in losses)
-
     return dict(_REGISTRY)

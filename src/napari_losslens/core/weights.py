@@ -26,6 +26,7 @@ from ._arrays import (
     ArrayLike,
     check_label_array,
     check_same_shape,
+    is_dask,
     is_torch,
     resolve_device,
     to_caller,
@@ -41,6 +42,7 @@ __all__ = [
     "cutoff_radius",
     "separate_touching_cells",
     "unet_weight_map",
+    "unet_weight_map_dask",
     "weight_map_from_distances",
 ]
 
@@ -332,7 +334,7 @@ def unet_weight_map(
         The weight map, of ``labels.shape``: numpy for numpy input, a tensor on the compute
         device for torch input, and a lazy dask array for a dask array (computed blockwise
         with a halo of the cutoff radius, equal to the in-memory result; see
-        :mod:`~napari_losslens.core.chunked`).
+        :func:`unet_weight_map_dask`).
 
     Raises:
         ValueError: bad labels, spacing, ``w0 < 0``, ``sigma <= 0``, class weights, device.
@@ -344,11 +346,7 @@ def unet_weight_map(
         >>> round(float(w[2, 4]), 4)  # the gap pixel: 1 + 10·exp(-(1+1)²/50)
         10.2312
     """
-    from .chunked import is_dask
-
     if is_dask(labels):
-        from .chunked import unet_weight_map_dask
-
         return unet_weight_map_dask(
             labels,
             w0=w0,
@@ -510,3 +508,68 @@ def _weight_map_tiled(
             background_only=background_only,
         )
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Blockwise on dask arrays
+# --------------------------------------------------------------------------------------
+
+
+def unet_weight_map_dask(
+    labels,
+    *,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    class_weights=None,
+    spacing=None,
+    background_only: bool = True,
+    separate_touching: bool = False,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+):
+    """:func:`unet_weight_map` of a dask array, blockwise.
+
+    The border term vanishes (below ε = 1e-5·w0) beyond the cutoff R = σ·√(2·ln(w0/ε))
+    (:func:`cutoff_radius`). Every cell point within R of a pixel lies within
+    ``ceil(R / spacing_i)`` pixels of it along each axis, so a block grown by that halo
+    (``dask.array.map_overlap``) holds every cell that can matter for its interior, at its
+    true distance: the block's weight map is exactly the whole image's there.
+
+    Returns a lazy dask array of float32 (float64 with ``dtype=torch.float64``) with the
+    labels' chunks, equal to the in-memory computation. ``class_weights="balanced"``
+    triggers one eager pass that counts foreground pixels. Only the dask array's own
+    methods are used, so this module never imports dask.
+    """
+    w0, sigma = _check_w0_sigma(w0, sigma)
+    cw = _parse_class_weights(class_weights)
+    if labels.ndim not in (2, 3):
+        raise ValueError(
+            f"labels must be 2D or 3D (all axes spatial), got {labels.ndim}D with shape "
+            f"{labels.shape}"
+        )
+    sp = validate_spacing(spacing, labels.ndim)
+    lab = labels
+    if separate_touching:
+        lab = lab.map_overlap(
+            separate_touching_cells, depth=1, boundary="none", dtype=lab.dtype, trim=True
+        )
+    if cw == "balanced":
+        cw = balanced_class_weights(int(np.prod(lab.shape)), int((lab > 0).sum().compute()))
+    depth = halo_pixels(cutoff_radius(w0, sigma), sp)
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+
+    def block(b):
+        return unet_weight_map(
+            np.asarray(b),
+            w0=w0,
+            sigma=sigma,
+            class_weights=cw,
+            spacing=sp,
+            background_only=background_only,
+            separate_touching=False,
+            device=device if device is not None else "cpu",
+            dtype=dtype,
+        ).astype(np_dtype, copy=False)
+
+    depth = {i: min(d, s) for i, (d, s) in enumerate(zip(depth, lab.shape, strict=True))}
+    return lab.map_overlap(block, depth=depth, boundary="none", dtype=np_dtype, trim=True)

@@ -1,0 +1,99 @@
+"""What a registered loss function receives: :class:`LossContext`.
+
+Conventions. p is the predicted probability of the foreground, y = [target > 0]. From
+probabilities, p is clamped to [ε, 1 − ε] with ε the dtype's machine epsilon before any
+logarithm (the clamp passes gradients straight through, so a confident wrong pixel gets a
+large finite gradient, never 0, NaN or inf). From logits, log p and log(1 − p) are computed
+stably as −softplus(−x) and −softplus(x).
+
+Every loss is a function of elementwise terms and of sums over the counted pixels
+(:meth:`LossContext.sum`); the blockwise evaluation of :mod:`~napari_losslens.core.chunked`
+relies on it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["LossContext"]
+
+
+class LossContext:
+    """What a registered loss function receives: the inputs, validated, and common terms.
+
+    Attributes:
+        input: the prediction as given (probabilities, or logits when ``from_logits``).
+        from_logits: whether ``input`` holds logits.
+        labels: the target as int64 ids (instance labels or a 0/1 mask).
+        y: the binary target ``labels > 0`` in the prediction's dtype.
+        mask: bool tensor of counted pixels, or None (all count).
+        multiclass: ``input`` has a leading class axis (``input.ndim == labels.ndim + 1``);
+            then p is the softmax over it (from logits) and ``labels`` holds class ids
+            (see :mod:`~napari_losslens.core.losses.multiclass`).
+    """
+
+    def __init__(self, input, labels, from_logits: bool, mask, dtype: torch.dtype):
+        self.input = input
+        self.labels = labels
+        self.from_logits = from_logits
+        self.mask = mask
+        self.dtype = dtype
+        self.device = input.device
+        self.multiclass = input.ndim == labels.ndim + 1
+        self.y = (labels > 0).to(dtype)
+
+    @cached_property
+    def eps(self) -> float:
+        """The clamp margin for probabilities: the dtype's machine epsilon."""
+        return float(torch.finfo(self.dtype).eps)
+
+    @cached_property
+    def p(self) -> torch.Tensor:
+        """The probability (sigmoid, or softmax over the class axis, of the logits)."""
+        if self.from_logits and self.multiclass:
+            return torch.softmax(self.input, dim=0)
+        return torch.sigmoid(self.input) if self.from_logits else self.input
+
+    @cached_property
+    def p_clamped(self) -> torch.Tensor:
+        """p clamped to [ε, 1 − ε]; the gradient passes straight through the clamp."""
+        p = self.p
+        return p + (p.clamp(self.eps, 1.0 - self.eps) - p).detach()
+
+    @cached_property
+    def log_p(self) -> torch.Tensor:
+        """log p, stable (−softplus(−x), or log_softmax, from logits)."""
+        if self.from_logits and self.multiclass:
+            return F.log_softmax(self.input, dim=0)
+        if self.from_logits:
+            return -F.softplus(-self.input)
+        return torch.log(self.p_clamped)
+
+    @cached_property
+    def log_1mp(self) -> torch.Tensor:
+        """log(1 − p), stable (−softplus(x) from binary logits)."""
+        if self.from_logits and not self.multiclass:
+            return -F.softplus(self.input)
+        return torch.log1p(-self.p_clamped)
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum over the counted pixels."""
+        if self.mask is None:
+            return x.sum()
+        return torch.where(self.mask, x, torch.zeros_like(x)).sum()
+
+    @cached_property
+    def count(self) -> int:
+        """Number of counted pixels."""
+        return int(self.mask.sum()) if self.mask is not None else self.y.numel()
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over the counted pixels."""
+        return self.sum(x) / self.count
+
+    def with_probabilities(self, p: torch.Tensor) -> LossContext:
+        """The same context with ``p`` as the (probability) input."""
+        return LossContext(p, self.labels, False, self.mask, self.dtype)
