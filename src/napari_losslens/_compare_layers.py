@@ -61,10 +61,28 @@ def _kwargs(role: str, source, name: str, **extra) -> dict[str, Any]:
     }
 
 
+def _titled(layer):
+    """Show the layer's name (the pane's title) and colour bar in its grid viewbox.
+
+    Layer overlays exist from napari 0.6 on; older versions show the title in the layer
+    list only.
+    """
+    name_overlay = getattr(layer, "name_overlay", None)
+    if name_overlay is not None:
+        name_overlay.visible = True
+        name_overlay.box = True
+    colorbar = getattr(layer, "colorbar", None)
+    if colorbar is not None:
+        colorbar.visible = True
+    return layer
+
+
 def _upsert(viewer, layer, data, kwargs, colormap, limits):
     if layer is None:
-        return viewer.add_image(
-            data, colormap=colormap, contrast_limits=limits, blending="translucent", **kwargs
+        return _titled(
+            viewer.add_image(
+                data, colormap=colormap, contrast_limits=limits, blending="translucent", **kwargs
+            )
         )
     layer.data = data
     layer.name = kwargs["name"]

@@ -30,6 +30,7 @@ def test_losses_side_by_side_in_grid_mode(sample_viewer):
         mark = layer.metadata[OWNER]
         assert (mark["role"], mark["source"], mark["pane"]) == ("compare", "ground truth", i)
         assert layer.visible
+        assert layer.name_overlay.visible and layer.colorbar.visible  # titled panes
     # the maps are the core's, each divided by its absolute total
     want = loss_map(pred, lab, "focal", gamma=1.0)
     np.testing.assert_allclose(panes[1].data, want / np.abs(want).sum(), rtol=1e-4, atol=1e-9)
