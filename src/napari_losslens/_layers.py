@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from ._compute import ComputeResult, DistanceCache
 
@@ -65,6 +66,15 @@ ERROR_COLORS = {
     3: (0.2, 0.6, 1.0, 0.9),
 }
 ERROR_NAMES = ("true negative", "true positive", "false positive", "false negative")
+
+
+def _napari():
+    """napari, imported on first use (not at the top of this module): the console API
+    imports this module, and ``import napari_losslens.api`` must stay GUI-free."""
+    import napari
+    import napari.utils.colormaps
+
+    return napari
 
 
 def _mark(layer) -> dict | None:
@@ -135,11 +145,9 @@ def resolve_input(viewer: napari.Viewer, value, role: str, kind: str):
         ValueError: no layer of that name.
         TypeError: something that is neither a layer, a name nor an array.
     """
-    import napari
-
     if value is None:
         return None
-    if isinstance(value, napari.layers.Layer):
+    if isinstance(value, _napari().layers.Layer):
         return value
     if isinstance(value, str):
         if value not in viewer.layers:
@@ -242,9 +250,7 @@ def layer_inputs(
 
 
 def _diverging():
-    from napari.utils.colormaps import Colormap
-
-    return Colormap(
+    return _napari().utils.colormaps.Colormap(
         [[0.15, 0.45, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 0.3, 0.1, 1.0]],
         name="losslens diverging",
         display_name="losslens diverging",
@@ -341,9 +347,7 @@ def _upsert_image(viewer, role, source, data, index, full_shape, signed):
 
 
 def _upsert_errors(viewer, source, data, index, full_shape):
-    import pandas as pd
-    from napari.utils.colormaps import DirectLabelColormap
-
+    DirectLabelColormap = _napari().utils.colormaps.DirectLabelColormap
     layer = find_owned(viewer, "errors", source.name)
     full, replaced = _place(layer, data, index, full_shape, np.uint8)
     features = pd.DataFrame({"index": np.arange(4), "error": list(ERROR_NAMES)})
@@ -365,8 +369,6 @@ def _upsert_errors(viewer, source, data, index, full_shape):
 
 
 def _upsert_hot_spots(viewer, source, spots, index):
-    import pandas as pd
-
     layer = find_owned(viewer, "hot_spots", source.name)
     ndim = source.ndim
     lead = tuple(float(i) for i in index)
@@ -407,8 +409,6 @@ def _upsert_hot_spots(viewer, source, spots, index):
 
 def _write_stats(source, stats: dict[str, np.ndarray]) -> None:
     """Put the per-object table into the ground-truth layer's ``features`` (merged)."""
-    import pandas as pd
-
     ours = pd.DataFrame({k: np.asarray(v) for k, v in stats.items()})
     old = source.features
     if old is not None and len(old.columns):

@@ -4,7 +4,8 @@
 widget would (same marks, names, colormaps, in-place updates), through the same layer
 adapter and with the same distance cache per labels layer (so a second call with only w0 or
 σ changed skips the distances); ``show`` opens (or returns) the docked "Loss Lens" widget.
-napari is imported only inside these calls, so ``import napari_losslens`` stays GUI-free.
+napari is imported only inside these calls (by the layer adapter), so
+``import napari_losslens`` stays GUI-free.
 
 In napari's console::
 
@@ -21,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from . import _layers, core
+from ._compute import WEIGHT_PARAMS, ComputeRequest, WeightParams, run
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -103,11 +107,7 @@ def inspect(
             name or output.
         TypeError: an unknown parameter (the message lists the loss's parameters).
     """
-    from . import _layers
-    from ._compute import WEIGHT_PARAMS, ComputeRequest, WeightParams, run
-    from .core import get_loss
-
-    info = get_loss(loss)
+    info = core.get_loss(loss)
     if isinstance(outputs, str):
         outputs = (outputs,)
     options = {k: params.pop(k, v) for k, v in _OPTIONS.items()}

@@ -1,0 +1,416 @@
+"""The computation as a pipeline: a list of named steps over one shared :class:`Job`.
+
+:func:`plan` lists the steps a request needs, in order: per frame ``distances`` (when the
+weight map or the distances are wanted), ``weight map`` and ``loss``; then, once for the
+whole region, ``error map``, ``statistics`` and ``hot-spots`` (each when asked). Each step is
+a plain function ``step(job)`` that reads what earlier steps left in the job and adds its
+own part. :func:`run_steps` walks the plan as a generator that yields a :class:`Progress`
+before every step (so that a thread worker can report progress and stop between steps);
+:func:`run` drives it to the end.
+
+Stacks: the last ``spatial_ndim`` axes are spatial (2, or 3 for a volume), the leading ones
+index independent frames. ``current_index`` restricts the work to one frame.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .. import core
+from ..core._arrays import resolve_device
+from .cache import DistanceCache
+from .request import (
+    WEIGHT_PARAMS,
+    ComputeRequest,
+    ComputeResult,
+    InputError,
+    Progress,
+    check_inputs,
+)
+
+__all__ = ["PIPELINE", "Job", "Step", "plan", "run", "run_steps"]
+
+
+# --------------------------------------------------------------------------------------
+# The state the steps share
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One request being computed: its inputs, read once, and what the steps produce.
+
+    ``frame`` (the current frame's index, labels and prediction), ``entry`` (its cached
+    distances) and ``weight`` (its weight map) are set by the per-frame steps and read by the
+    ones after them; ``arrays``, ``values``, ``stats`` and ``spots`` collect the results.
+    """
+
+    request: ComputeRequest
+    info: Any  # the loss's core.LossInfo
+    cache: DistanceCache
+    labels: np.ndarray
+    prediction: np.ndarray
+    spacing: tuple[float, ...]  # of the spatial axes
+    device: Any
+    radius: float  # the weight map's cutoff radius
+    frames: list[tuple[int, ...]]
+    region: tuple[int, ...]
+    started: float
+    timings: dict[str, float] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    values: list[float] = field(default_factory=list)
+    stats: dict[str, np.ndarray] | None = None
+    spots: list = field(default_factory=list)
+    # the frame the per-frame steps work on
+    frame: tuple[int, ...] = ()
+    entry: Any = None
+    weight: np.ndarray | None = None
+
+    @property
+    def outputs(self) -> set[str]:
+        return set(self.request.outputs)
+
+    @property
+    def spatial_ndim(self) -> int:
+        return self.request.spatial_ndim
+
+    @property
+    def needs_weights(self) -> bool:
+        """The weight map is shown, or the loss takes it as an input."""
+        return "weight_map" in self.outputs or any(
+            p.kind == "array" and p.name == "weight_map" for p in self.info.params
+        )
+
+    @property
+    def needs_distances(self) -> bool:
+        return self.needs_weights or "distances" in self.outputs
+
+    @property
+    def needs_loss_map(self) -> bool:
+        """The map is shown, or the statistics or hot-spots are made from it."""
+        return bool(self.outputs & {"loss_map", "object_stats", "hot_spots"})
+
+    @property
+    def threshold(self) -> float:
+        t = self.request.threshold
+        if t is None:
+            return 0.0 if self.request.from_logits else 0.5
+        return t
+
+    def timed(self, name: str, fn: Callable, *args, **kwargs):
+        """Call ``fn`` and add its wall time to ``timings[name]``."""
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+        return out
+
+    def put(self, name: str, value: np.ndarray, dtype=np.float32) -> None:
+        """Write the current frame's ``value`` into the output array ``name``."""
+        if name not in self.arrays:
+            self.arrays[name] = np.zeros(self.labels.shape[len(self.region) :], dtype)
+        self.arrays[name][self.frame[len(self.region) :]] = value
+
+    def whole(self, array: np.ndarray | None) -> np.ndarray | None:
+        """``array`` restricted to the computed region (all of it, or one frame)."""
+        if array is None or not self.region:
+            return array
+        return array[self.region]
+
+
+def _frames(request: ComputeRequest) -> list[tuple[int, ...]]:
+    shape = np.shape(request.labels)
+    lead = request.leading
+    if request.current_index is not None:
+        idx = tuple(int(i) for i in request.current_index)[:lead]
+        if len(idx) != lead or any(not 0 <= i < n for i, n in zip(idx, shape, strict=False)):
+            raise InputError(
+                f"current slice {request.current_index} is outside the labels' leading axes "
+                f"{shape[:lead]}."
+            )
+        return [idx]
+    return list(itertools.product(*(range(n) for n in shape[:lead])))
+
+
+def _prediction_array(pred: np.ndarray) -> np.ndarray:
+    p = np.asarray(pred)
+    if p.dtype.kind in "biu":
+        return (p > 0).astype(np.float32)
+    return p if p.dtype in (np.float32, np.float64) else p.astype(np.float32)
+
+
+def prepare(request: ComputeRequest, cache: DistanceCache | None = None) -> Job:
+    """Check ``request`` and read it into a :class:`Job` (no computation yet)."""
+    check_inputs(request)
+    started = time.perf_counter()
+    labels = np.asarray(request.labels)
+    spacing_all = (
+        (1.0,) * labels.ndim
+        if request.spacing is None
+        else tuple(float(s) for s in request.spacing)
+    )
+    if len(spacing_all) != labels.ndim:
+        raise InputError(f"spacing has {len(spacing_all)} values for {labels.ndim}D labels.")
+    try:
+        device = resolve_device(None if request.device in (None, "auto") else request.device)
+    except ValueError as err:
+        raise InputError(f"{err}. Choose 'auto' or 'cpu' as the device.") from None
+    w = request.weights
+    frames = _frames(request)
+    return Job(
+        request=request,
+        info=core.available_losses()[request.loss],
+        cache=cache if cache is not None else DistanceCache(),
+        labels=labels,
+        prediction=_prediction_array(request.prediction),
+        spacing=spacing_all[-request.spatial_ndim :],
+        device=device,
+        radius=core.cutoff_radius(w.w0, w.sigma) if w.w0 > 0 else 0.0,
+        frames=frames,
+        region=frames[0] if request.current_index is not None else (),
+        started=started,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The steps
+# --------------------------------------------------------------------------------------
+
+
+def compute_distances(job: Job) -> None:
+    """d1, d2 of the current frame, from the cache (or computed into it)."""
+    request, w = job.request, job.request.weights
+    key = None if request.cache_key is None else (request.cache_key, job.frame, job.spatial_ndim)
+    job.entry = job.timed(
+        "distances",
+        job.cache.get,
+        job.labels[job.frame],
+        key=key,
+        spacing=job.spacing,
+        separate_touching=w.separate_touching,
+        max_distance=max(job.radius, 1.0),
+        device=str(job.device),
+    )
+    if "distances" in job.outputs:
+        lim = job.entry.max_distance
+        job.put("d1", np.minimum(job.entry.d1, lim))
+        job.put("d2", np.minimum(job.entry.d2, lim))
+
+
+def compute_weight_map(job: Job) -> None:
+    """The U-Net weight map of the current frame, from its distances."""
+    w, entry = job.request.weights, job.entry
+    job.weight = job.timed(
+        "weight_map",
+        core.weight_map_from_distances,
+        entry.labels > 0,
+        entry.d1,
+        entry.d2,
+        w0=w.w0,
+        sigma=w.sigma,
+        class_weights=w.class_weights,
+        background_only=w.background_only,
+    )
+    if "weight_map" in job.outputs:
+        job.put("weight_map", job.weight)
+
+
+def _loss_kwargs(job: Job) -> dict[str, Any]:
+    """The loss's keyword arguments: weight-map parameters, spacing, arrays, its own."""
+    request, kwargs = job.request, {}
+    for p in job.info.params:
+        if p.name in WEIGHT_PARAMS:
+            kwargs[p.name] = getattr(request.weights, p.name)
+        elif p.kind == "spacing":
+            kwargs[p.name] = job.spacing
+        elif p.kind == "array":
+            if p.name == "weight_map" and job.weight is not None:
+                kwargs[p.name] = job.weight
+        elif p.name in request.loss_params:
+            kwargs[p.name] = request.loss_params[p.name]
+    return kwargs
+
+
+def compute_loss(job: Job) -> None:
+    """The current frame's loss map (when needed), scalar loss and gradient map (when asked).
+
+    A pixel loss's value is the mean of its map (no second pass); a region loss's value is
+    computed on its own, since its map is a gradient.
+    """
+    request, info = job.request, job.info
+    pred, lab = job.prediction[job.frame], job.labels[job.frame]
+    common = dict(from_logits=request.from_logits, device=job.device, **_loss_kwargs(job))
+    pixel = info.kind == "pixel"
+    try:
+        if job.needs_loss_map:
+            lm = job.timed("loss_map", core.loss_map, pred, lab, request.loss, **common)
+            job.put("loss_map", lm)
+            if pixel:
+                job.values.append(float(np.mean(lm, dtype=np.float64)))
+        if not job.needs_loss_map or not pixel:
+            value = job.timed("loss_value", core.loss_value, pred, lab, request.loss, **common)
+            job.values.append(value)
+        if "gradient_map" in job.outputs:
+            grad = job.timed("gradient", core.gradient_map, pred, lab, request.loss, **common)
+            job.put("gradient_map", grad)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{info.title}: {err}") from None
+
+
+def compute_error_map(job: Job) -> None:
+    """TP/FP/FN of the whole region."""
+    job.arrays["errors"] = job.timed(
+        "errors",
+        core.error_map,
+        job.whole(job.labels),
+        job.whole(job.prediction),
+        threshold=job.threshold,
+    )
+
+
+def compute_object_stats(job: Job) -> None:
+    """The per-object table of the whole region, from the loss map."""
+    image = None if job.request.image is None else np.asarray(job.request.image)
+    labels = job.whole(job.labels)
+    job.stats = job.timed(
+        "object_stats",
+        core.object_stats,
+        labels,
+        job.arrays["loss_map"],
+        job.whole(job.prediction),
+        threshold=job.threshold,
+        image=job.whole(image),
+        frame_axes=labels.ndim - job.spatial_ndim,
+    )
+
+
+def _shift_spot(spot, region: tuple[int, ...]):
+    """A hot-spot found in a frame, in indices of the full array."""
+    if not region:
+        return spot
+    r = tuple(region)
+    return replace(
+        spot,
+        peak_position=r + spot.peak_position,
+        centroid=tuple(float(i) for i in r) + spot.centroid,
+        bbox=(r + spot.bbox[0], tuple(i + 1 for i in r) + spot.bbox[1]),
+    )
+
+
+def compute_hot_spots(job: Job) -> None:
+    """The worst regions of the loss map, in indices of the full array."""
+    loss = job.arrays["loss_map"]
+    found = job.timed(
+        "hot_spots",
+        core.hot_spots,
+        loss,
+        max(1, int(job.request.hotspot_k)),
+        sigma=job.request.hotspot_sigma,
+        frame_axes=loss.ndim - job.spatial_ndim,
+    )
+    job.spots = [_shift_spot(s, job.region) for s in found]
+
+
+# --------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named step: ``run(job)`` when ``wanted(job)``, per frame or once."""
+
+    name: str
+    run: Callable[[Job], None]
+    per_frame: bool
+    wanted: Callable[[Job], bool]
+
+
+def _asked(output: str) -> Callable[[Job], bool]:
+    return lambda job: output in job.outputs
+
+
+#: Every step, in order; :func:`plan` keeps those a request needs.
+PIPELINE = (
+    Step("distances", compute_distances, True, lambda job: job.needs_distances),
+    Step("weight map", compute_weight_map, True, lambda job: job.needs_weights),
+    Step("loss", compute_loss, True, lambda job: True),
+    Step("error map", compute_error_map, False, _asked("errors")),
+    Step("statistics", compute_object_stats, False, _asked("object_stats")),
+    Step("hot-spots", compute_hot_spots, False, _asked("hot_spots")),
+)
+
+
+def plan(job: Job) -> list[Step]:
+    """The steps of :data:`PIPELINE` that ``job`` needs, in order."""
+    return [step for step in PIPELINE if step.wanted(job)]
+
+
+def _result(job: Job) -> ComputeResult:
+    request, arrays = job.request, dict(job.arrays)
+    if "loss_map" not in request.outputs:
+        arrays.pop("loss_map", None)  # computed for the table or the hot-spots only
+    return ComputeResult(
+        value=float(np.mean(job.values)) if job.values else float("nan"),
+        arrays=arrays,
+        stats=job.stats,
+        hot_spots=job.spots,
+        region=tuple(job.region),
+        shape=tuple(job.labels.shape),
+        device=str(job.device),
+        seconds=time.perf_counter() - job.started,
+        timings=job.timings,
+        signed=job.info.kind != "pixel",
+        loss=request.loss,
+        distance_cutoff=job.radius,
+        outputs=tuple(request.outputs),
+    )
+
+
+def run_steps(request: ComputeRequest, cache: DistanceCache | None = None) -> Iterator[Progress]:
+    """Compute ``request`` step by step: yields a :class:`Progress` before each step and
+    returns the :class:`ComputeResult`.
+
+    The steps are those of :func:`plan`: the per-frame ones for every frame, then the
+    others once. The last :class:`Progress` has ``done == total`` and the step ``"done"``.
+    A generator, so that a thread worker can report progress and stop between steps
+    (``result = yield from run_steps(...)``); :func:`run` drives it to the end.
+
+    Raises:
+        InputError: a combination that cannot be computed (the message says what to change).
+    """
+    job = prepare(request, cache)
+    steps = plan(job)
+    per_frame = [s for s in steps if s.per_frame]
+    once = [s for s in steps if not s.per_frame]
+    total = len(job.frames) * len(per_frame) + len(once)
+    done = 0
+    many = len(job.frames) > 1
+    for n, frame in enumerate(job.frames):
+        job.frame, job.entry, job.weight = frame, None, None
+        for step in per_frame:
+            name = f"{step.name}, frame {n + 1}/{len(job.frames)}" if many else step.name
+            yield Progress(done, total, name)
+            step.run(job)
+            done += 1
+    for step in once:
+        yield Progress(done, total, step.name)
+        step.run(job)
+        done += 1
+    yield Progress(done, total, "done")
+    return _result(job)
+
+
+def run(request: ComputeRequest, cache: DistanceCache | None = None) -> ComputeResult:
+    """Compute ``request`` to the end (see :func:`run_steps`)."""
+    gen = run_steps(request, cache)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

@@ -1,0 +1,237 @@
+"""The background computations: start, cancel, newest wins, progress.
+
+:class:`ComputeOrchestrator` runs :func:`~napari_losslens._compute.run_steps` in thread
+workers. Its rules:
+
+- **Newest wins.** Every request gets a new generation number; a running worker is told to
+  quit (it stops at the end of its current step) and whatever it still sends is dropped,
+  since its generation is no longer the current one.
+- **Bounded.** At most :attr:`ComputeOrchestrator.MAX_WORKERS` workers are alive (the
+  current one and one that is stopping). A request beyond that waits, and starts with the
+  then current parameters when one ends, so a burst of changes never piles up workers.
+- **Progress.** A computation that runs longer than
+  :attr:`ComputeOrchestrator.PROGRESS_DELAY_MS` is reported as long (the presentation then
+  shows a bar and the running step).
+- **Closed means stopped.** After :meth:`~ComputeOrchestrator.shutdown` nothing starts until
+  :meth:`~ComputeOrchestrator.reopen`; after :meth:`~ComputeOrchestrator.destroy` nothing
+  ever does.
+
+What to compute and what to do with results is not its business: it asks a
+:class:`Client` (the widget) to read the request and hands it progress, results and errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import QObject, QTimer
+from superqt.utils import qdebounced
+
+from .._compute import ComputeResult, Progress, run_steps
+
+__all__ = ["Client", "ComputeOrchestrator"]
+
+
+class Client(Protocol):
+    """What the orchestrator asks of the widget that owns it (all on the main thread)."""
+
+    def read_request(self) -> tuple[Any, Any, Any]:
+        """``(inputs, request, cache)`` now; raises an ``InputError`` when there is none."""
+
+    def on_request_failed(self, err: Exception) -> None:
+        """:meth:`read_request` raised ``err``."""
+
+    def on_started(self) -> None:
+        """A computation started."""
+
+    def on_step(self, progress: Progress, long_running: bool) -> None:
+        """The current computation is about to run a step."""
+
+    def on_long_running(self, step: str) -> None:
+        """The current computation has run for ``PROGRESS_DELAY_MS``; ``step`` runs now."""
+
+    def on_progress_end(self) -> None:
+        """The current computation ended, or was cancelled: no more progress to show."""
+
+    def on_result(self, inputs: Any, result: ComputeResult) -> None:
+        """The current computation's result (never a stale one)."""
+
+    def on_error(self, err: Exception) -> None:
+        """The current computation raised ``err``."""
+
+
+class ComputeOrchestrator:
+    """Thread workers for a :class:`Client`: newest wins, bounded, with progress.
+
+    Args:
+        client: reads requests and receives progress, results and errors.
+        parent: the QObject that owns the timers (the widget's native widget).
+        debounce_ms: how long :meth:`start_soon` waits for the changes to stop.
+    """
+
+    #: At most this many background workers are alive at once: the current one and one that
+    #: was cancelled and stops at the end of its current step.
+    MAX_WORKERS = 2
+    #: A background computation that runs longer than this (ms) is reported as long.
+    PROGRESS_DELAY_MS = 300
+
+    def __init__(self, client: Client, parent: QObject, debounce_ms: int = 15):
+        self._client = client
+        self._workers: dict[int, Any] = {}  # generation -> alive worker
+        self._generation = 0
+        self.pending = False  # a request waits for a worker to end
+        self.job_layers: tuple = ()  # the layers the current worker reads
+        self.step = ""  # the step the current worker runs
+        self.long_running = False  # the current worker was reported as long
+        self.closed = False  # closed or out of its dock: no background work
+        self.dead = False  # the Qt widget is gone: never again
+        self.start_soon: Callable[[], None] = qdebounced(self.start, timeout=debounce_ms)
+        self._progress_timer = QTimer(parent)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.timeout.connect(self._on_long_running)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def worker(self):
+        """The worker of the newest request, while it runs (else None)."""
+        return self._workers.get(self._generation)
+
+    @property
+    def workers(self) -> tuple:
+        """Every worker still alive (the current one and any that is stopping)."""
+        return tuple(self._workers.values())
+
+    @property
+    def busy(self) -> bool:
+        """A newer result is on its way (a worker runs or a request waits)."""
+        return self.worker is not None or self.pending
+
+    # ---------------------------------------------------------------- control
+
+    def start(self, *_) -> None:
+        """Compute in a thread worker; this request supersedes every running one.
+
+        With :attr:`MAX_WORKERS` alive already (one current, one stopping), the request
+        waits and starts when one ends, with the parameters of that moment.
+        """
+        if self.closed or self.dead:
+            return
+        self.cancel()
+        if len(self._workers) >= self.MAX_WORKERS:
+            self.pending = True
+            return
+        self._launch()
+
+    def cancel(self) -> None:
+        """Supersede every running computation: each stops at its next step, and whatever
+        it still sends is dropped (its generation is no longer the current one)."""
+        self._generation += 1
+        self.pending = False
+        for worker in self._workers.values():
+            worker.quit()
+
+    def cancel_if_reading(self, layer) -> bool:
+        """Cancel the current computation if it reads ``layer``; True if it did."""
+        if self.worker is None or not any(layer is x for x in self.job_layers):
+            return False
+        self.cancel()
+        self.end_progress()
+        return True
+
+    def end_progress(self) -> None:
+        """Stop waiting to report a long computation, and end any progress shown."""
+        if self.dead:
+            return
+        self._progress_timer.stop()
+        if self.long_running:
+            self.long_running = False
+            self._client.on_progress_end()
+
+    def shutdown(self) -> None:
+        """Stop all work (closed, or taken out of its dock); results on their way are
+        dropped. Workers stop at the end of their current step."""
+        self.closed = True
+        self.start_soon.cancel()
+        self.cancel()
+        self.end_progress()
+
+    def reopen(self) -> None:
+        """Shown or docked again: work may start again."""
+        if not self.dead:
+            self.closed = False
+
+    def destroy(self) -> None:
+        """The Qt widget is gone: stop all work, for good."""
+        self.dead = True
+        self.closed = True
+        self.start_soon.cancel()
+        self.cancel()
+
+    # ---------------------------------------------------------------- workers
+
+    def _launch(self) -> None:
+        self.pending = False
+        generation = self._generation
+        try:
+            inputs, request, cache = self._client.read_request()
+        except (ValueError, TypeError) as err:  # InputError is a ValueError
+            self.end_progress()
+            self._client.on_request_failed(err)
+            return
+
+        @thread_worker(start_thread=False)
+        def work():
+            return (yield from run_steps(request, cache))
+
+        worker = work()
+        # the callbacks hold the generation, not the worker: no reference cycle
+        worker.yielded.connect(lambda progress: self._on_yielded(generation, progress))
+        worker.returned.connect(lambda result: self._on_returned(generation, inputs, result))
+        worker.errored.connect(lambda err: self._on_errored(generation, err))
+        worker.finished.connect(lambda: self._on_finished(generation))
+        self._workers[generation] = worker
+        self.job_layers = inputs.layers
+        self.step = ""
+        self._client.on_started()
+        if not self.long_running:
+            self._progress_timer.start(self.PROGRESS_DELAY_MS)
+        worker.start()
+
+    def _current(self, generation: int) -> bool:
+        return not self.dead and generation == self._generation
+
+    def _on_yielded(self, generation: int, progress: Progress) -> None:
+        if not self._current(generation):
+            return
+        self.step = progress.step
+        self._client.on_step(progress, self.long_running)
+
+    def _on_long_running(self) -> None:
+        if self.dead or self.worker is None:
+            return
+        self.long_running = True
+        self._client.on_long_running(self.step)
+
+    def _on_returned(self, generation: int, inputs, result: ComputeResult) -> None:
+        if not self._current(generation) or result is None:
+            return  # stale: a newer request superseded it, or the widget is gone
+        self.end_progress()
+        self._client.on_result(inputs, result)
+
+    def _on_errored(self, generation: int, err: Exception) -> None:
+        if not self._current(generation):
+            return
+        self.end_progress()
+        self._client.on_error(err)
+
+    def _on_finished(self, generation: int) -> None:
+        self._workers.pop(generation, None)
+        if self.dead:
+            return
+        if generation == self._generation:
+            self.end_progress()
+        if self.pending and not self.closed and len(self._workers) < self.MAX_WORKERS:
+            self._launch()
