@@ -19,9 +19,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from ._compare import CHANGE_COLUMNS, Comparison
-from ._layers import OWNER, _diverging, find_owned
+from ._layers import OWNER, _diverging, find_owned, layer_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -29,8 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "apply_comparison",
     "compare_layers",
+    "comparison_inputs",
     "focus_hot_spot",
     "hide_grid",
+    "show_comparison",
     "show_grid",
     "write_changes",
 ]
@@ -86,7 +89,11 @@ def _upsert(viewer, layer, data, kwargs, colormap, limits):
         )
     layer.data = data
     layer.name = kwargs["name"]
-    layer.metadata = kwargs["metadata"]
+    hidden = _mark(layer).get("hidden")
+    mark = dict(kwargs["metadata"][OWNER])
+    if hidden:  # the layers a grid shown earlier hid: still to be shown again
+        mark["hidden"] = hidden
+    layer.metadata = {**layer.metadata, OWNER: mark}
     layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
     layer.colormap = colormap
     layer.contrast_limits_range = limits
@@ -96,8 +103,6 @@ def _upsert(viewer, layer, data, kwargs, colormap, limits):
 
 def write_changes(source, table: dict[str, np.ndarray]) -> None:
     """Merge the per-object changes into the labels layer's ``features`` (by ``index``)."""
-    import pandas as pd  # napari's own dependency: this module only runs with napari
-
     ours = pd.DataFrame({k: np.asarray(v) for k, v in table.items()})
     old = source.features
     if old is not None and len(old.columns):
@@ -118,8 +123,6 @@ def apply_comparison(viewer: napari.Viewer, source, comparison: Comparison) -> d
         ``{"panes": [layers...], "difference": layer or None, "hot_spots": layer or None,
         "object_changes": the labels layer or None}``.
     """
-    import pandas as pd  # napari's own dependency: this module only runs with napari
-
     existing = compare_layers(viewer, source.name)
     panes = []
     for i, pane in enumerate(comparison.panes):
@@ -176,14 +179,37 @@ def apply_comparison(viewer: napari.Viewer, source, comparison: Comparison) -> d
     return out
 
 
-def show_grid(viewer: napari.Viewer, source, layers: dict[str, Any]) -> None:
+def comparison_inputs(labels_layer, prediction_layers) -> tuple:
+    """``(labels, predictions, spacing)`` copied from the layers, as the widget reads them.
+
+    A Labels layer used as a prediction counts as a 0/1 mask; ``spacing`` is the labels
+    layer's ``scale``.
+    """
+    arrays = [layer_inputs(labels_layer, layer) for layer in prediction_layers]
+    return arrays[0].labels, [a.prediction for a in arrays], arrays[0].spacing
+
+
+def show_comparison(
+    viewer: napari.Viewer, source, comparison: Comparison, *, grid: bool = True, keep=()
+) -> dict[str, Any]:
+    """:func:`apply_comparison`, then (``grid=True``) :func:`show_grid`; returns the layers."""
+    layers = apply_comparison(viewer, source, comparison)
+    if grid:
+        show_grid(viewer, source, layers, keep=keep)
+    return layers
+
+
+def show_grid(viewer: napari.Viewer, source, layers: dict[str, Any], keep=()) -> None:
     """Grid mode with one pane per compare layer (and the labels layer); others hidden.
 
-    The layers hidden here are remembered in the first pane's mark and shown again by
-    :func:`hide_grid`. The labels layer becomes the selected layer, so hovering over an
-    object in any pane shows its row of ``features`` (the per-object change).
+    ``keep``: more layers to leave visible (an image, say). The layers hidden here are
+    remembered in the first pane's mark and shown again by :func:`hide_grid`. The labels
+    layer becomes the selected layer, so hovering over an object in any pane shows its row
+    of ``features`` (the per-object change).
     """
+    extra = list(keep)
     keep = {id(x) for x in layers["panes"]}
+    keep.update(id(x) for x in extra if x is not None)
     keep.add(id(source))
     if layers.get("difference") is not None:
         keep.add(id(layers["difference"]))
@@ -206,8 +232,11 @@ def show_grid(viewer: napari.Viewer, source, layers: dict[str, Any]) -> None:
 
 
 def hide_grid(viewer: napari.Viewer, source_name: str | None = None) -> None:
-    """Leave grid mode and show the layers that :func:`show_grid` hid."""
+    """Leave grid mode and show the layers that :func:`show_grid` hid (and the hot-spots)."""
     viewer.canvas.grid.enabled = False
+    spots = find_owned(viewer, "compare_hot_spots", source_name)
+    if spots is not None:
+        spots.visible = True
     for pane in compare_layers(viewer, source_name)[:1]:
         mark = dict(_mark(pane))
         for name in mark.pop("hidden", []):

@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from . import _layers, core
+from ._compare import LossSpec, compare_arrays, parse_losses
+from ._compare_layers import comparison_inputs, show_comparison
 from ._compute import WEIGHT_PARAMS, ComputeRequest, WeightParams, run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -252,18 +255,11 @@ def compare(
                                     losses=["bce"])
         r.table.sort_values("dice_change").head()
     """
-    import pandas as pd  # napari's own dependency
-
-    from . import _layers
-    from ._compare import LossSpec, compare_arrays, parse_losses
-    from ._compare_layers import apply_comparison, show_grid
-    from .core import get_loss
-
     options = {k: params.pop(k, v) for k, v in _COMPARE_OPTIONS.items()}
     specs = parse_losses(losses)
     if params:
         takers = {
-            name: [s for s in specs if name in {p.name for p in get_loss(s.name).params}]
+            name: [s for s in specs if name in {p.name for p in core.get_loss(s.name).params}]
             for name in params
         }
         unknown = sorted(n for n, t in takers.items() if not t)
@@ -302,26 +298,22 @@ def compare(
     img_layer = _layers.resolve_input(viewer, image, "image", "image")
     if lab_layer._type_string != "labels":
         raise ValueError(f"labels must be a Labels layer, got a {lab_layer._type_string} layer")
-    arrays = [_layers.layer_inputs(lab_layer, layer) for layer in pred_layers]
+    lab, preds, spacing = comparison_inputs(lab_layer, pred_layers)
     device = options["device"]
     comparison = compare_arrays(
-        arrays[0].labels,
-        [a.prediction for a in arrays],
+        lab,
+        preds,
         specs,
         from_logits=bool(options["from_logits"]),
-        spacing=arrays[0].spacing,
+        spacing=spacing,
         device=None if device == "auto" else device,
         threshold=options["threshold"],
         hotspot_k=int(options["hotspot_k"]),
         hotspot_sigma=float(options["hotspot_sigma"]),
     )
-    layers = apply_comparison(viewer, lab_layer, comparison)
-    if options["grid"]:
-        extra = {"panes": layers["panes"], "difference": layers["difference"]}
-        extra["hot_spots"] = layers["hot_spots"]
-        show_grid(viewer, lab_layer, extra)
-        if img_layer is not None:
-            img_layer.visible = True
+    layers = show_comparison(
+        viewer, lab_layer, comparison, grid=bool(options["grid"]), keep=(img_layer,)
+    )
     table = None if comparison.table is None else pd.DataFrame(comparison.table)
     return CompareResult(
         mode=comparison.mode,
