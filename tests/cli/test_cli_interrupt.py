@@ -96,7 +96,7 @@ def test_interrupted_batch_keeps_finished_files_and_a_rerun_finishes(
 def test_interrupted_loss_batch_reports_the_rows_done_and_a_rerun_completes_the_csv(
     tmp_path, capsys, monkeypatch
 ):
-    import napari_losslens.cli as cli
+    import napari_losslens.cli.batch as cli_batch
 
     preds, targets = [], []
     for i in range(3):
@@ -108,7 +108,7 @@ def test_interrupted_loss_batch_reports_the_rows_done_and_a_rerun_completes_the_
     maps, table = tmp_path / "maps", tmp_path / "scores.csv"
     argv = ["loss", "-q", "--prediction", *preds, "--target", *targets, "-o", str(maps)]
     argv += ["--csv", str(table)]
-    real_write = cli._write_output
+    real_write = cli_batch.write_output
     calls = []
 
     def write_then_ctrl_c(path, *args):  # Ctrl-C while the second map is being written
@@ -117,7 +117,7 @@ def test_interrupted_loss_batch_reports_the_rows_done_and_a_rerun_completes_the_
             raise KeyboardInterrupt
         return real_write(path, *args)
 
-    monkeypatch.setattr(cli, "_write_output", write_then_ctrl_c)
+    monkeypatch.setattr(cli_batch, "write_output", write_then_ctrl_c)
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert "interrupted by SIGINT: 1 of 3 done" in err
@@ -125,7 +125,7 @@ def test_interrupted_loss_batch_reports_the_rows_done_and_a_rerun_completes_the_
     assert len(table.read_text().splitlines()) == 2  # the header and the pair done
     assert sorted(p.name for p in maps.iterdir()) == ["p0.tif"]
 
-    monkeypatch.setattr(cli, "_write_output", real_write)
+    monkeypatch.setattr(cli_batch, "write_output", real_write)
     assert main([*argv, "--skip-existing"]) == 0
     lines = table.read_text().splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == preds

@@ -1,0 +1,7 @@
+"""``python -m napari_losslens.cli``: the ``losslens`` command."""
+
+import sys
+
+from .parser import main
+
+sys.exit(main())
