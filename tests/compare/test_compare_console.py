@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -139,3 +142,15 @@ def test_console_errors(sample_viewer):
         napari_losslens.compare(v, "ground truth", ["prediction", "nope"], losses=["bce"])
     with pytest.raises(ValueError, match=r"a list of two.*got 3"):
         napari_losslens.compare(v, "ground truth", ["prediction"] * 3, losses=["bce"])
+
+
+def test_compare_is_exported_and_gui_free():
+    assert "compare" in napari_losslens.__all__
+    assert napari_losslens.compare is napari_losslens.api.compare
+    code = (
+        "import sys, napari_losslens as n; n.compare; n.CompareResult; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt6', "
+        "'magicgui')]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
