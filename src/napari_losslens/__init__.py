@@ -28,7 +28,7 @@ _CORE = (
 )
 
 # the console API (napari_losslens.api): napari is imported only when these are called
-_API = ("InspectResult", "inspect", "show")
+_API = ("CompareResult", "InspectResult", "compare", "inspect", "show")
 
 __all__ = ["__version__", *_CORE, *_API]
 

@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from . import _layers, core
+from ._compare import LossSpec, compare_arrays, parse_losses
+from ._compare_layers import comparison_inputs, show_comparison
 from ._compute import WEIGHT_PARAMS, ComputeRequest, WeightParams, run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ._widget import LossLensWidget
 
-__all__ = ["InspectResult", "inspect", "show"]
+__all__ = ["CompareResult", "InspectResult", "compare", "inspect", "show"]
 
 #: Keyword arguments of :func:`inspect` that are options rather than loss parameters.
 _OPTIONS = {
@@ -157,6 +160,168 @@ def inspect(
         loss=loss,
         stats=result.stats,
         hot_spots=result.hot_spots,
+    )
+
+
+#: Keyword arguments of :func:`compare` that are options rather than loss parameters.
+_COMPARE_OPTIONS = {
+    "from_logits": False,
+    "device": "auto",
+    "threshold": None,
+    "hotspot_k": 10,
+    "hotspot_sigma": 2.0,
+    "grid": True,
+}
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` computed.
+
+    Attributes:
+        mode: ``"losses"`` (one prediction, several losses) or ``"models"`` (two
+            predictions, one loss).
+        maps: the normalised maps by pane title (each divided by the sum of its absolute
+            values), and ``"A − B"``: the difference map of two predictions in the loss's
+            units.
+        values: the scalar loss of each pane, by title.
+        table: per-object changes from model A to model B (a pandas DataFrame, one row
+            per object: ``index``, ``area``, ``loss_a``, ``loss_b``, ``loss_change``,
+            ``dice_*``, ``iou_*``, ``verdict``), or None when comparing losses.
+        layers: the layers written: ``panes`` (a list), ``difference``, ``hot_spots``,
+            ``object_changes`` (the labels layer whose features hold the table).
+        comparison: the full :class:`~napari_losslens._compare.Comparison` (raw maps,
+            scales, shared contrast limits, hot-spots).
+    """
+
+    mode: str
+    maps: dict[str, np.ndarray]
+    values: dict[str, float]
+    table: Any
+    layers: dict[str, Any]
+    comparison: Any
+
+
+def compare(
+    viewer: napari.Viewer,
+    labels,
+    predictions,
+    *,
+    losses,
+    image=None,
+    **params,
+) -> CompareResult:
+    """Maps of several losses (or of two models) side by side in napari's grid mode.
+
+    One prediction and 2–6 losses: one pane per loss. Two predictions (model A, model B)
+    and one loss: one pane per model, a difference pane (A − B, diverging, centred on 0)
+    and the per-object change in loss, Dice and IoU written into the labels layer's
+    ``features`` (hover over an object to read whether it got better or worse).
+
+    Each pane shows its map divided by the sum of its absolute values (the share of the
+    loss, or of the gradient's pull, at each pixel); panes of the same kind share one
+    contrast range. The layers are the plugin's own (marked in ``layer.metadata``) and are
+    updated in place by the next call. Grid mode shows the panes, the labels layer and the
+    image (other layers are hidden until grid mode is left with
+    ``napari_losslens._compare_layers.hide_grid(viewer)``); every pane follows the one
+    ``viewer.scene.camera``.
+
+    Args:
+        viewer: the napari viewer.
+        labels: ground-truth instance labels: a Labels layer, a layer name or an array.
+        predictions: one prediction (layer, name or array), or a list of two (model A,
+            model B): probabilities, or logits with ``from_logits=True``.
+        losses: loss names or ``(name, params)`` pairs, e.g.
+            ``["bce", ("focal", {"gamma": 1}), "dice"]``.
+        image: an optional intensity image (a layer, name or array), kept visible.
+        **params: options ``from_logits``, ``device``, ``threshold`` (for Dice/IoU),
+            ``hotspot_k``, ``hotspot_sigma``, ``grid`` (turn grid mode on, default True);
+            any other keyword is a loss parameter given to every listed loss that takes
+            it (e.g. ``smooth=1.0``).
+
+    Returns:
+        A :class:`CompareResult`.
+
+    Raises:
+        ValueError: the wrong number of predictions or losses, shapes that differ, an
+            unknown layer name, a parameter out of range.
+        TypeError: a parameter that none of the losses takes, a malformed loss entry.
+
+    Example::
+
+        r = napari_losslens.compare(viewer, "ground truth", "prediction",
+                                    losses=["bce", "dice", ("focal", {"gamma": 1})])
+        r = napari_losslens.compare(viewer, "ground truth", ["model A", "model B"],
+                                    losses=["bce"])
+        r.table.sort_values("dice_change").head()
+    """
+    options = {k: params.pop(k, v) for k, v in _COMPARE_OPTIONS.items()}
+    specs = parse_losses(losses)
+    if params:
+        takers = {
+            name: [s for s in specs if name in {p.name for p in core.get_loss(s.name).params}]
+            for name in params
+        }
+        unknown = sorted(n for n, t in takers.items() if not t)
+        if unknown:
+            raise TypeError(
+                f"unknown parameter(s) {', '.join(map(repr, unknown))}: none of the losses "
+                f"{', '.join(s.name for s in specs)} takes them; compare's options are "
+                f"{', '.join(_COMPARE_OPTIONS)}"
+            )
+        specs = parse_losses(
+            [
+                LossSpec(
+                    s.name,
+                    {
+                        **{k: v for k, v in params.items() if s in takers[k]},
+                        **s.params,
+                    },
+                )
+                for s in specs
+            ]
+        )
+    if isinstance(predictions, (list, tuple)):
+        if len(predictions) not in (1, 2):
+            raise ValueError(
+                "predictions must be one layer/array or a list of two (model A, model B), "
+                f"got {len(predictions)}"
+            )
+        roles = ["prediction"] if len(predictions) == 1 else ["prediction A", "prediction B"]
+        pred_layers = [
+            _layers.resolve_input(viewer, v, r, "image")
+            for v, r in zip(predictions, roles, strict=True)
+        ]
+    else:
+        pred_layers = [_layers.resolve_input(viewer, predictions, "prediction", "image")]
+    lab_layer = _layers.resolve_input(viewer, labels, "labels", "labels")
+    img_layer = _layers.resolve_input(viewer, image, "image", "image")
+    if lab_layer._type_string != "labels":
+        raise ValueError(f"labels must be a Labels layer, got a {lab_layer._type_string} layer")
+    lab, preds, spacing = comparison_inputs(lab_layer, pred_layers)
+    device = options["device"]
+    comparison = compare_arrays(
+        lab,
+        preds,
+        specs,
+        from_logits=bool(options["from_logits"]),
+        spacing=spacing,
+        device=None if device == "auto" else device,
+        threshold=options["threshold"],
+        hotspot_k=int(options["hotspot_k"]),
+        hotspot_sigma=float(options["hotspot_sigma"]),
+    )
+    layers = show_comparison(
+        viewer, lab_layer, comparison, grid=bool(options["grid"]), keep=(img_layer,)
+    )
+    table = None if comparison.table is None else pd.DataFrame(comparison.table)
+    return CompareResult(
+        mode=comparison.mode,
+        maps=comparison.maps,
+        values={p.title: p.value for p in comparison.panes},
+        table=table,
+        layers=layers,
+        comparison=comparison,
     )
 
 

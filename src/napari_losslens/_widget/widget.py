@@ -20,7 +20,8 @@ Subwidget names are part of the scripting contract: ``labels_layer``, ``predicti
 ``image_layer``, ``loss``, ``device``, ``w0``, ``sigma``, ``class_weights``, ``live``, and
 ``from_logits``, ``background_only``, ``separate_touching``, ``outputs``, ``stack_mode``,
 ``current_slice``, ``threshold``, ``hotspot_k``, ``hotspot_prev``, ``hotspot_next``,
-``compute_button``, ``status``, ``progress``, ``histogram``.
+``compute_button``, ``status``, ``progress``, ``histogram``; the compare mode's controls are
+in ``compare_panel`` (:class:`~._compare_panel.ComparePanel`).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ import weakref
 from typing import Any
 
 import napari
+from magicgui.widgets import Label
 from qtpy.QtCore import QEvent, QObject
 
 from .. import _layers
 from .._compute import ComputeResult, DistanceCache, InputError, Progress, run
+from ._compare_panel import ComparePanel
 from ._controls import LossLensControls, MissingLayer
 from ._orchestrator import ComputeOrchestrator
 from ._presentation import Presenter
@@ -88,6 +91,11 @@ class LossLensWidget(LossLensControls):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
+        # compare mode: several losses or two models side by side (its own worker)
+        self.compare_panel = ComparePanel(viewer, self)
+        self.extend(
+            [Label(value="<b>Compare</b>", name="compare_heading", label=" "), self.compare_panel]
+        )
         self._watched_labels = None
         self._labels_view = None
         self._orchestrator = ComputeOrchestrator(self, self.native)
@@ -295,11 +303,13 @@ class LossLensWidget(LossLensControls):
         """Stop all work (closed, or taken out of its dock); results on their way are
         dropped. Workers stop at the end of their current step."""
         self._orchestrator.shutdown()
+        self.compare_panel.stop()
 
     def _on_destroyed(self) -> None:
         """The Qt widget is gone: stop all work and let go of the viewer's events."""
         self._orchestrator.destroy()
         self._presenter.stop()
+        self.compare_panel.stop()
         events = self._viewer.layers.events
         for ev in (events.inserted, events.removed, events.moved):
             ev.disconnect(self._on_layers_changed)

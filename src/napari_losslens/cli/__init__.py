@@ -6,7 +6,7 @@ Files in, files out, through :mod:`napari_losslens.core`. napari and Qt are impo
 Where things live:
 
 - :mod:`.parser`: ``build_parser`` and ``main``; each command adds its own subparser.
-- :mod:`.weights`, :mod:`.loss`, :mod:`.demo`: one module per command.
+- :mod:`.weights`, :mod:`.loss`, :mod:`.compare`, :mod:`.demo`: one module per command.
 - :mod:`._io`: reading and writing images (TIFF, ``.npy``, ``.zarr``), in memory or lazily.
 - :mod:`.batch`: the loop over files: atomic writes, ``--skip-existing``, signals, progress,
   per-file errors. :mod:`.outputs`: the rule that no output may replace an input.

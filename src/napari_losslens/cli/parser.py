@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import demo, loss, train_demo, weights
+from . import compare, demo, loss, train_demo, weights
 from ._common import EXIT_FAILED, EXIT_OK, PROG, Formatter
 
 __all__ = ["build_parser", "main"]
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the version and exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (weights, loss, demo, train_demo):
+    for command in (weights, loss, compare, demo, train_demo):
         command.add_parser(sub)
     return parser
 

@@ -87,6 +87,12 @@ def _prepare_dask(prediction, target, loss, mask, params):
     resolved = info.resolve_params(params)
     if info.multiclass and prediction.ndim == target.ndim + 1:
         raise ValueError("multi-class predictions are not supported on dask arrays yet")
+    if not info.blockwise:
+        raise ValueError(
+            f"loss {info.name!r} needs the whole image at once (it sorts, takes maxima or "
+            "neighbourhoods) and cannot be computed blockwise; pass NumPy arrays (or "
+            "compute the dask arrays first)"
+        )
     takes_spacing = any(p.kind == "spacing" for p in info.params)
     if takes_spacing and info.name != "unet_ce":
         raise ValueError(

@@ -106,6 +106,9 @@ class LossInfo:
         formula: the formula in LaTeX.
         reference: where it comes from.
         multiclass: whether it accepts a leading class axis.
+        blockwise: whether the chunked (dask) path may compute it block by block, i.e. it
+            is made of elementwise terms and sums over the counted pixels only (not of
+            sorting, maxima, neighbourhoods or distance maps of the whole image).
     """
 
     name: str
@@ -117,6 +120,7 @@ class LossInfo:
     description: str = ""
     func: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     multiclass: bool = False
+    blockwise: bool = True
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -163,12 +167,15 @@ def register_loss(
     reference: str = "",
     description: str = "",
     multiclass: bool = False,
+    blockwise: bool = True,
 ):
     """Decorator that registers a loss function under ``name``.
 
     The function is called as ``func(ctx, **params)`` with a
     :class:`~napari_losslens.core.losses.LossContext` and returns the per-pixel loss
-    (``kind="pixel"``) or the scalar loss (``kind="region"``) as a tensor.
+    (``kind="pixel"``) or the scalar loss (``kind="region"``) as a tensor. Pass
+    ``blockwise=False`` for a loss that needs the whole image at once (sorting, a global
+    maximum, a neighbourhood operation): the chunked path then refuses it.
     """
     if kind not in ("pixel", "region"):
         raise ValueError(f"kind must be 'pixel' or 'region', got {kind!r}")
@@ -186,6 +193,7 @@ def register_loss(
             description=description or (func.__doc__ or "").strip().split("\n")[0],
             func=func,
             multiclass=multiclass,
+            blockwise=blockwise,
         )
         return func
 

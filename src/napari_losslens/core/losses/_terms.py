@@ -7,20 +7,30 @@ TP = Σpy, FP = Σp(1 − y), FN = Σ(1 − p)y; s is the smoothing term.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 
 from ..registry import LossParam
 from ._context import LossContext
 
 __all__ = [
+    "Total",
     "bce_terms",
+    "binary_logits",
+    "check_spatial",
+    "class_probabilities",
     "dice_loss",
     "dice_score",
+    "lovasz_grad",
+    "masked_sum",
     "nonzero",
     "one_minus_ratio",
     "overlap_terms",
     "safe_pow",
     "smooth_param",
+    "total_or_masked",
 ]
 
 
@@ -85,3 +95,65 @@ def overlap_terms(ctx: LossContext) -> tuple[torch.Tensor, torch.Tensor, torch.T
     """TP = Σpy, FP = Σp(1 − y), FN = Σ(1 − p)y over the counted pixels."""
     p, y = ctx.p, ctx.y
     return ctx.sum(p * y), ctx.sum(p * (1.0 - y)), ctx.sum((1.0 - p) * y)
+
+
+#: A sum over the counted pixels (``LossContext.sum``, which the chunked path replaces by
+#: the sum over the whole image).
+Total = Callable[[torch.Tensor], torch.Tensor]
+
+
+def masked_sum(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of ``x`` over the pixels of ``mask`` (all pixels when None)."""
+    if mask is None:
+        return x.sum()
+    return torch.where(mask, x, torch.zeros_like(x)).sum()
+
+
+def total_or_masked(mask: torch.Tensor | None, total: Total | None) -> Total:
+    """``total`` when given, else the sum over ``mask`` (all pixels when None)."""
+    return total if total is not None else partial(masked_sum, mask=mask)
+
+
+def check_spatial(x: torch.Tensor, loss: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is 2D or 3D (the morphological losses need it)."""
+    if x.ndim not in (2, 3):
+        raise ValueError(
+            f"loss {loss!r} needs a 2D or 3D image (all axes spatial), got {x.ndim}D with "
+            f"shape {tuple(x.shape)}"
+        )
+
+
+def binary_logits(ctx: LossContext) -> torch.Tensor:
+    """The logit x = log p − log(1 − p): exact from logits, from clamped p otherwise."""
+    return ctx.log_p - ctx.log_1mp
+
+
+def class_probabilities(ctx: LossContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, *spatial) probabilities and class ids; a binary prediction is (1 − p, p)."""
+    if ctx.multiclass:
+        return ctx.p, ctx.labels
+    return torch.stack([1.0 - ctx.p, ctx.p]), (ctx.labels > 0).long()
+
+
+def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
+    r"""Gradient of the Lovász extension of the Jaccard loss at sorted errors.
+
+    .. math::
+
+        g_i = J_i - J_{i-1},\qquad J_i = 1 - \frac{G - \sum_{j \le i} y_j}
+        {G + \sum_{j \le i} (1 - y_j)},\qquad G = \sum_j y_j
+
+    (Berman et al. 2018, Algorithm 1). The union is never 0 (it is at least 1 once a
+    negative has been seen, and at least G > 0 otherwise).
+
+    Args:
+        gt_sorted: 1-D 0/1 float tensor, the labels in the order of decreasing error.
+
+    Returns:
+        A tensor of the same shape (no gradient flows through it).
+    """
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.cumsum(0)
+    union = gts + (1.0 - gt_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    return torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])

@@ -24,15 +24,24 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
 from .._arrays import check_same_shape, is_torch, validate_spacing
 from ..registry import LossParam, register_loss
 from ..weights import unet_weight_map
 from ._context import LossContext
-from ._terms import bce_terms
+from ._terms import bce_terms, check_spatial, masked_sum
 
-__all__ = ["boundary_signed_distance", "distance_penalty_map", "two_sided_distance"]
+__all__ = [
+    "boundary_signed_distance",
+    "contour",
+    "distance_penalty_map",
+    "hausdorff_er_map",
+    "log_hausdorff_dt_loss",
+    "mean_contour_distance",
+    "two_sided_distance",
+]
 
 
 def _edt(inside: np.ndarray, sampling: tuple[float, ...]) -> np.ndarray:
@@ -274,3 +283,215 @@ def _hausdorff_dt(ctx: LossContext, alpha: float, spacing) -> torch.Tensor:
     d_p = two_sided_distance((ctx.p.detach() > 0.5).cpu().numpy(), spacing)
     dist = _to_ctx(d_p**alpha + d_y**alpha, ctx)
     return (ctx.p - ctx.y) ** 2 * dist
+
+
+# --------------------------------------------------------------------------------------
+# Hausdorff losses (Karimi & Salcudean 2019)
+# --------------------------------------------------------------------------------------
+
+
+def _erosion_kernel(ndim: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """The cross-shaped kernel of the erosion: 0.2 × cross (2D), 1/7 × 6-neighbourhood (3D)."""
+    cross = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
+    if ndim == 2:
+        kernel = cross * 0.2
+    else:
+        centre = torch.zeros(3, 3)
+        centre[1, 1] = 1.0
+        kernel = torch.stack([centre, cross, centre]) / 7.0
+    return kernel[None, None].to(device=device, dtype=dtype)
+
+
+def hausdorff_er_map(
+    p: torch.Tensor, y: torch.Tensor, alpha: float = 2.0, k: int = 10
+) -> torch.Tensor:
+    r"""Per-pixel term of the erosion-based Hausdorff loss; its mean is the loss.
+
+    .. math::
+
+        E_0 = (p - y)^2,\quad
+        E_{i+1} = \mathrm{norm}\big(\mathrm{relu}(E_i * B - 0.5)\big),\quad
+        L(x) = \sum_{i=1}^{k} E_i(x)\, i^{\alpha}
+
+    B is a cross of weight 0.2 (2D) or the 6-neighbourhood of weight 1/7 (3D); norm maps
+    the image to [0, 1] by its minimum and maximum (left as is when they agree).
+    Karimi & Salcudean 2019; kornia ``HausdorffERLoss`` and ``HausdorffERLoss3D`` (whose
+    mean over a two-channel (1 − p, p) input is the mean of this map).
+
+    Args:
+        p: (H, W) or (D, H, W) probabilities.
+        y: the binary target, same shape.
+        alpha: exponent of the erosion weights i^α.
+        k: number of erosions.
+
+    Returns:
+        A tensor of ``p``'s shape.
+    """
+    conv = F.conv2d if p.ndim == 2 else F.conv3d
+    kernel = _erosion_kernel(p.ndim, p.dtype, p.device)
+    bound = ((p - y) ** 2)[None, None]
+    eroded = torch.zeros_like(bound)
+    dims = tuple(range(2, bound.ndim))
+    for i in range(k):
+        dilation = conv(bound, kernel, padding=1)
+        erosion = (dilation - 0.5).masked_fill(dilation < 0.5, 0.0)
+        e_max = erosion.amax(dim=dims, keepdim=True)
+        e_min = erosion.amin(dim=dims, keepdim=True)
+        rng = e_max - e_min
+        scaled = (erosion - e_min) / torch.where(rng != 0, rng, torch.ones_like(rng))
+        erosion = torch.where(rng != 0, scaled, erosion)
+        eroded = eroded + erosion * float(i + 1) ** alpha
+        bound = erosion
+    return eroded[0, 0]
+
+
+def log_hausdorff_dt_loss(
+    p: torch.Tensor,
+    y: torch.Tensor,
+    d_p: torch.Tensor,
+    d_y: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    alpha: float = 2.0,
+) -> torch.Tensor:
+    r"""log(1 + Hausdorff distance-transform loss).
+
+    .. math::
+
+        L = \log\left(1 + \frac{1}{N}\sum_x (p - y)^2 (d_p^\alpha + d_y^\alpha)\right)
+
+    d_p and d_y are the two-sided distance maps of [p > 0.5] and of the target
+    (:func:`two_sided_distance`), constants.
+    MONAI ``LogHausdorffDTLoss``; Karimi & Salcudean 2019.
+
+    Args:
+        p, y: probabilities and binary target.
+        d_p, d_y: the distance maps (same shape).
+        mask: optional bool tensor of the counted pixels (N is their number).
+        alpha: exponent of the distances.
+
+    Returns:
+        A 0-d tensor.
+    """
+    n = p.numel() if mask is None else int(mask.sum())
+    term = (p - y) ** 2 * (d_p**alpha + d_y**alpha)
+    return torch.log1p(masked_sum(term, mask) / n)
+
+
+_HD_ALPHA = LossParam(
+    "alpha", 2.0, description="exponent of the distances", minimum=0.0, maximum=4.0
+)
+
+
+@register_loss(
+    "hausdorff_er",
+    blockwise=False,
+    title="Hausdorff loss (erosion)",
+    kind="pixel",
+    params=(
+        LossParam(
+            "alpha",
+            2.0,
+            description="exponent of the erosion weights i^α",
+            minimum=0.0,
+            maximum=4.0,
+        ),
+        LossParam("k", 10, kind="int", description="number of erosions", minimum=1, maximum=100),
+    ),
+    formula=(
+        r"L(x) = \sum_{i=1}^{k} E_i(x)\, i^\alpha,\quad E_0 = (p - y)^2,"
+        r"\ E_{i+1} = \mathrm{norm}(\mathrm{relu}(E_i * B - 0.5))"
+    ),
+    reference="Karimi & Salcudean 2019 (IEEE TMI); kornia HausdorffERLoss / HausdorffERLoss3D",
+)
+def _hausdorff_er(ctx: LossContext, alpha: float, k: int) -> torch.Tensor:
+    """Erosion-based Hausdorff loss, per pixel (2D or 3D)."""
+    check_spatial(ctx.p, "hausdorff_er")
+    return hausdorff_er_map(ctx.p, ctx.y, alpha, k)
+
+
+@register_loss(
+    "log_hausdorff_dt",
+    title="Log Hausdorff distance-transform loss",
+    kind="region",
+    params=(_HD_ALPHA, _SPACING),
+    formula=r"L = \log\left(1 + \frac{1}{N}\sum (p - y)^2 (d_p^\alpha + d_y^\alpha)\right)",
+    reference="MONAI LogHausdorffDTLoss; Karimi & Salcudean 2019 (IEEE TMI)",
+)
+def _log_hausdorff_dt(ctx: LossContext, alpha: float, spacing) -> torch.Tensor:
+    """log(1 + the ``hausdorff_dt`` loss)."""
+    d_y = two_sided_distance((ctx.labels > 0).cpu().numpy(), spacing)
+    d_p = two_sided_distance((ctx.p.detach() > 0.5).cpu().numpy(), spacing)
+    as_t = lambda a: torch.as_tensor(a, dtype=ctx.dtype, device=ctx.device)  # noqa: E731
+    return log_hausdorff_dt_loss(ctx.p, ctx.y, as_t(d_p), as_t(d_y), ctx.mask, alpha)
+
+
+# --------------------------------------------------------------------------------------
+# Shape-aware loss (Hayder et al. 2017; Jadon 2020)
+# --------------------------------------------------------------------------------------
+
+
+def contour(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a face neighbour outside it (the image edge is not a contour).
+
+    Args:
+        mask: bool array, any dimension.
+
+    Returns:
+        bool array of ``mask.shape``.
+    """
+    m = np.asarray(mask, dtype=bool)
+    structure = ndimage.generate_binary_structure(m.ndim, 1)
+    return m & ~ndimage.binary_erosion(m, structure=structure, border_value=1)
+
+
+def mean_contour_distance(pred: np.ndarray, target: np.ndarray, spacing=None) -> float:
+    r"""Mean distance from the predicted contour to the target contour.
+
+    .. math::
+
+        E = \frac{1}{|\hat C|}\sum_{x \in \hat C} \min_{z \in C} \lVert x - z \rVert
+
+    with Ĉ and C the :func:`contour` of ``pred`` and ``target``, in ``spacing`` units.
+    0 when either contour is empty (no boundary to compare).
+
+    Args:
+        pred, target: bool arrays of the same shape.
+        spacing: pixel size per axis (default 1).
+
+    Returns:
+        A float.
+    """
+    c_pred, c_true = contour(pred), contour(target)
+    if not c_pred.any() or not c_true.any():
+        return 0.0
+    sampling = validate_spacing(spacing, c_true.ndim)
+    d = ndimage.distance_transform_edt(~c_true, sampling=sampling)
+    return float(d[c_pred].mean())
+
+
+@register_loss(
+    "shape_aware",
+    title="Shape-aware loss",
+    kind="pixel",
+    params=(_SPACING,),
+    formula=r"L(x) = (1 + E)\,\mathrm{CE}(x),\quad E = \mathrm{mean}_{x \in \hat C} d(x, C)",
+    reference="Hayder et al. 2017 (CVPR); Jadon 2020 (shape-aware loss)",
+)
+def _shape_aware(ctx: LossContext, spacing) -> torch.Tensor:
+    r"""Cross-entropy weighted by 1 + the mean predicted-to-target contour distance.
+
+    .. math::
+
+        L(x) = (1 + E)\,[-y \log p - (1 - y)\log(1 - p)],\qquad
+        E = \frac{1}{|\hat C|}\sum_{z \in \hat C} d(z, C)
+
+    Ĉ is the contour of [p > 0.5], C that of the target (:func:`mean_contour_distance`,
+    in ``spacing`` units; a constant, no gradient). Jadon 2020 writes
+    L = −ΣCE − ΣE·CE with E = D(Ĉ, C_GT), "the average point to curve Euclidean
+    distance among points around the curve of the predicted segmentation to the ground
+    truth" (after Hayder et al. 2017); E = 0 when either contour is empty.
+    """
+    e = mean_contour_distance(
+        (ctx.p.detach() > 0.5).cpu().numpy(), (ctx.labels > 0).cpu().numpy(), spacing
+    )
+    return (1.0 + e) * bce_terms(ctx)

@@ -41,13 +41,16 @@ import torch.nn.functional as F
 from .._arrays import ArrayLike, is_torch
 from ..registry import LossInfo, LossParam, register_loss
 from ._context import LossContext
+from ._terms import Total, class_probabilities, lovasz_grad, total_or_masked
 
 __all__ = [
     "AVERAGES",
     "check_average",
     "check_classes",
     "class_contexts",
+    "generalized_dice_loss",
     "has_class_axis",
+    "lovasz_softmax_loss",
     "multiclass_losses",
     "resolve_multiclass",
 ]
@@ -57,10 +60,13 @@ AVERAGES = ("macro", "micro", None)
 # binary losses applied class by class (``average`` applies to them)
 _PER_CLASS = ("dice", "jaccard", "tversky", "focal")
 
+# losses that take the class axis themselves
+_NATIVE = ("ce", "lovasz_softmax", "generalized_dice", "topk_ce")
+
 
 def multiclass_losses() -> tuple[str, ...]:
     """Names of the losses that accept a prediction with a leading class axis."""
-    return ("ce", *_PER_CLASS)
+    return (*_NATIVE[:1], *_PER_CLASS, *_NATIVE[1:])
 
 
 def has_class_axis(prediction: ArrayLike, target: ArrayLike) -> bool:
@@ -95,7 +101,7 @@ def resolve_multiclass(info: LossInfo, params: dict[str, Any]):
         ValueError: the loss takes no class axis, or a bad ``average``.
         TypeError: an unknown parameter.
     """
-    if info.name == "ce":
+    if info.name in _NATIVE:
         return info, info.resolve_params(params)
     if info.name not in _PER_CLASS:
         raise ValueError(
@@ -260,3 +266,153 @@ def _ce(ctx: LossContext, class_weights) -> torch.Tensor:
     if w is None:
         return -log_py
     return -w[labels] * log_py
+
+
+# --------------------------------------------------------------------------------------
+# Lovász-softmax (Berman et al. 2018)
+# --------------------------------------------------------------------------------------
+
+
+def lovasz_softmax_loss(
+    probas: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    present_only: bool = True,
+) -> torch.Tensor:
+    r"""Lovász-softmax loss: the mean over classes of the Lovász extension of 1 − IoU_c.
+
+    .. math::
+
+        L = \frac{1}{|K|}\sum_{c \in K} \sum_i e_{c,\pi_c(i)}\, g_i(y_{c,\pi_c}),
+        \qquad e_c = |y_c - p_c|
+
+    with y_c = [labels == c], π_c the order of decreasing e_c and g :func:`lovasz_grad`.
+    K is the set of classes present in ``labels`` (``present_only=True``, Berman et al.'s
+    and segmentation_models_pytorch's default) or all classes (kornia's
+    ``lovasz_softmax_loss``). Berman et al. 2018.
+
+    Args:
+        probas: (C, *spatial) class probabilities.
+        labels: (*spatial) integer class ids in 0..C−1.
+        mask: optional bool tensor of the counted pixels.
+        present_only: average over the classes present in the counted pixels only.
+
+    Returns:
+        A 0-d tensor.
+    """
+    n_classes = probas.shape[0]
+    p = probas.reshape(n_classes, -1)
+    lab = labels.reshape(-1)
+    if mask is not None:
+        keep = mask.reshape(-1)
+        p, lab = p[:, keep], lab[keep]
+    losses = []
+    for c in range(n_classes):
+        fg = (lab == c).to(p.dtype)
+        if present_only and not bool(fg.any()):
+            continue
+        errors_sorted, perm = torch.sort((fg - p[c]).abs(), descending=True)
+        losses.append(torch.dot(errors_sorted, lovasz_grad(fg[perm])))
+    return torch.stack(losses).mean()
+
+
+@register_loss(
+    "lovasz_softmax",
+    blockwise=False,
+    title="Lovász-softmax loss",
+    kind="region",
+    multiclass=True,
+    params=(
+        LossParam(
+            "present_only",
+            True,
+            kind="bool",
+            description="average over the classes present in the target only",
+        ),
+    ),
+    formula=r"L = \frac{1}{|K|}\sum_{c \in K} \overline{\Delta_{J_c}}(|y_c - p_c|)",
+    reference="Berman et al. 2018 (CVPR); smp LovaszLoss; kornia lovasz_softmax_loss",
+)
+def _lovasz_softmax(ctx: LossContext, present_only: bool) -> torch.Tensor:
+    """Lovász-softmax over the classes; a binary prediction is the two classes (1 − p, p)."""
+    probas, labels = class_probabilities(ctx)
+    return lovasz_softmax_loss(probas, labels, ctx.mask, present_only)
+
+
+# --------------------------------------------------------------------------------------
+# Generalised Dice (Sudre et al. 2017)
+# --------------------------------------------------------------------------------------
+
+
+def generalized_dice_loss(
+    probas: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    smooth_nr: float = 1e-5,
+    smooth_dr: float = 1e-5,
+    *,
+    total: Total | None = None,
+) -> torch.Tensor:
+    r"""Generalised Dice loss with class weights 1/(Σy_c)².
+
+    .. math::
+
+        L = 1 - \frac{2\sum_c w_c \sum_x p_c y_c + s_{nr}}
+        {\sum_c w_c \sum_x (p_c + y_c) + s_{dr}},\qquad w_c = \frac{1}{(\sum_x y_c)^2}
+
+    A class absent from the target gets the largest weight of the present ones (as MONAI's
+    ``GeneralizedDiceLoss``, whose defaults these are). The weights are constants (no
+    gradient). Sudre et al. 2017.
+
+    Args:
+        probas: (C, *spatial) class probabilities.
+        labels: (*spatial) integer class ids in 0..C−1.
+        mask: optional bool tensor of the counted pixels.
+        smooth_nr, smooth_dr: added to the numerator and the denominator.
+        total: the sum over the counted pixels (default: over ``mask``).
+
+    Returns:
+        A 0-d tensor.
+    """
+    sum_ = total_or_masked(mask, total)
+    tp, both, ground = [], [], []
+    for c in range(probas.shape[0]):
+        y = (labels == c).to(probas.dtype)
+        tp.append(sum_(probas[c] * y))
+        both.append(sum_(probas[c] + y))
+        ground.append(sum_(y).detach())
+    g = torch.stack(ground)
+    w = torch.where(g > 0, 1.0 / g.clamp_min(1.0) ** 2, torch.zeros_like(g))
+    w = torch.where(g > 0, w, w.max())
+    num = 2.0 * (w * torch.stack(tp)).sum() + smooth_nr
+    den = (w * torch.stack(both)).sum() + smooth_dr
+    return 1.0 - num / den
+
+
+_NR = LossParam("smooth_nr", 1e-5, description="added to the numerator", minimum=0.0, maximum=1e3)
+_DR = LossParam(
+    "smooth_dr",
+    1e-5,
+    description="added to the denominator",
+    minimum=0.0,
+    maximum=1e3,
+    exclusive_minimum=True,
+)
+
+
+@register_loss(
+    "generalized_dice",
+    title="Generalised Dice loss",
+    kind="region",
+    multiclass=True,
+    params=(_NR, _DR),
+    formula=(
+        r"L = 1 - \frac{2\sum_c w_c \sum p_c y_c + s_{nr}}{\sum_c w_c \sum (p_c + y_c)"
+        r" + s_{dr}},\quad w_c = (\textstyle\sum y_c)^{-2}"
+    ),
+    reference="Sudre et al. 2017 (DLMIA); MONAI GeneralizedDiceLoss",
+)
+def _generalized_dice(ctx: LossContext, smooth_nr: float, smooth_dr: float) -> torch.Tensor:
+    """Generalised Dice over the classes; a binary prediction is the two classes (1 − p, p)."""
+    probas, labels = class_probabilities(ctx)
+    return generalized_dice_loss(probas, labels, ctx.mask, smooth_nr, smooth_dr, total=ctx.sum)

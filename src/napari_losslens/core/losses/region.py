@@ -38,20 +38,35 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from ..registry import LossParam, register_loss
 from ._context import LossContext
 from ._terms import (
+    Total,
+    binary_logits,
+    check_spatial,
     dice_loss,
     dice_score,
+    lovasz_grad,
+    masked_sum,
     nonzero,
     one_minus_ratio,
     overlap_terms,
     safe_pow,
     smooth_param,
+    total_or_masked,
 )
 
-__all__ = ["tversky_index"]
+__all__ = [
+    "dice_cldice_loss",
+    "lovasz_hinge_loss",
+    "mcc_loss",
+    "soft_cldice_loss",
+    "soft_skeleton",
+    "tversky_index",
+    "unified_focal_loss",
+]
 
 
 _DICE_PARAMS = (
@@ -356,3 +371,452 @@ def _exp_log(
     weights = w_fg * ctx.y + w_bg * (1.0 - ctx.y)
     l_ce = ctx.mean(weights * safe_pow(nll, gamma_ce, ctx.eps))
     return w_dice * l_dice + w_ce * l_ce
+
+
+# --------------------------------------------------------------------------------------
+# Lovász hinge (Berman et al. 2018)
+# --------------------------------------------------------------------------------------
+
+
+def lovasz_hinge_loss(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""Binary Lovász hinge loss: the Lovász extension of 1 − IoU at the hinge errors.
+
+    .. math::
+
+        L = \sum_i \max(0, e_{\pi(i)})\, g_i(y_\pi),\qquad e = 1 - x\,(2y - 1)
+
+    with π the order of decreasing error e and g :func:`lovasz_grad`. Logits of ±1 that
+    are positive on a predicted region give 2(1 − IoU) of it; correct logits of magnitude
+    ≥ 1 give 0. Berman et al. 2018; kornia ``lovasz_hinge_loss`` and
+    segmentation_models_pytorch ``LovaszLoss(mode="binary")`` compute the same for one
+    image.
+
+    Args:
+        logits: float tensor of logits x, any shape.
+        target: 0/1 tensor of the same shape.
+        mask: optional bool tensor of the counted pixels.
+
+    Returns:
+        A 0-d tensor.
+
+    Example:
+        >>> import torch
+        >>> float(lovasz_hinge_loss(torch.tensor([2.0, -2.0]), torch.tensor([1.0, 0.0])))
+        0.0
+    """
+    if mask is not None:
+        logits, target = logits[mask], target[mask]
+    x, y = logits.reshape(-1), target.reshape(-1).to(logits.dtype)
+    errors = 1.0 - x * (2.0 * y - 1.0)
+    errors_sorted, perm = torch.sort(errors, descending=True)
+    return torch.dot(F.relu(errors_sorted), lovasz_grad(y[perm]))
+
+
+@register_loss(
+    "lovasz_hinge",
+    blockwise=False,
+    title="Lovász hinge loss",
+    kind="region",
+    formula=(
+        r"L = \sum_i \max(0, e_{\pi(i)})\, g_i,\quad e = 1 - x(2y - 1),"
+        r"\quad g = \nabla \overline{\Delta_J}"
+    ),
+    reference="Berman et al. 2018 (CVPR); kornia lovasz_hinge_loss; smp LovaszLoss",
+)
+def _lovasz_hinge(ctx: LossContext) -> torch.Tensor:
+    """Binary Lovász hinge loss of the logits (from probabilities: logit of clamped p)."""
+    return lovasz_hinge_loss(binary_logits(ctx), ctx.y, ctx.mask)
+
+
+# --------------------------------------------------------------------------------------
+# clDice (Shit et al. 2021)
+# --------------------------------------------------------------------------------------
+
+
+def _soft_erode(x: torch.Tensor) -> torch.Tensor:
+    """Min over the face neighbours (a minimum of 1-D min-pools along each axis)."""
+    if x.ndim == 4:
+        a = -F.max_pool2d(-x, (3, 1), 1, (1, 0))
+        b = -F.max_pool2d(-x, (1, 3), 1, (0, 1))
+        return torch.min(a, b)
+    a = -F.max_pool3d(-x, (3, 1, 1), 1, (1, 0, 0))
+    b = -F.max_pool3d(-x, (1, 3, 1), 1, (0, 1, 0))
+    c = -F.max_pool3d(-x, (1, 1, 3), 1, (0, 0, 1))
+    return torch.min(torch.min(a, b), c)
+
+
+def _soft_dilate(x: torch.Tensor) -> torch.Tensor:
+    """Max over the 3×3 (×3) neighbourhood."""
+    if x.ndim == 4:
+        return F.max_pool2d(x, 3, 1, 1)
+    return F.max_pool3d(x, 3, 1, 1)
+
+
+def soft_skeleton(x: torch.Tensor, iterations: int = 3) -> torch.Tensor:
+    r"""Soft skeleton of a 2D or 3D map in [0, 1] by iterated min/max pooling.
+
+    .. math::
+
+        S_0 = \mathrm{relu}(x - \mathrm{open}(x)),\quad
+        S_{k+1} = S_k + \mathrm{relu}(\delta_k - S_k \delta_k),\quad
+        \delta_k = \mathrm{relu}(x_k - \mathrm{open}(x_k)),\ x_k = \mathrm{erode}^k(x)
+
+    erode: minimum over the face neighbours, open: a 3×3 (×3) max-pool of the erosion
+    (Shit et al. 2021, Algorithm 1; MONAI ``soft_skel``).
+
+    Args:
+        x: (H, W) or (D, H, W) float tensor.
+        iterations: number of erosions (≥ 0); about the largest radius to thin.
+
+    Returns:
+        A tensor of ``x``'s shape.
+    """
+    img = x[None, None]
+    img1 = _soft_dilate(_soft_erode(img))
+    skel = F.relu(img - img1)
+    for _ in range(iterations):
+        img = _soft_erode(img)
+        img1 = _soft_dilate(_soft_erode(img))
+        delta = F.relu(img - img1)
+        skel = skel + F.relu(delta - skel * delta)
+    return skel[0, 0]
+
+
+#: added to the denominator of clDice's harmonic mean (MONAI's ``smooth`` default)
+CLDICE_HARMONIC_EPS = 1e-4
+
+
+def soft_cldice_loss(
+    p: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    iterations: int = 3,
+    smooth: float = 1.0,
+) -> torch.Tensor:
+    r"""Soft clDice loss: one minus the harmonic mean of topology precision and sensitivity.
+
+    .. math::
+
+        T_{prec} = \frac{\sum S_p\, y + s}{\sum S_p + s},\quad
+        T_{sens} = \frac{\sum S_y\, p + s}{\sum S_y + s},\quad
+        L = 1 - \frac{2\, T_{prec} T_{sens}}{T_{prec} + T_{sens} + 10^{-4}}
+
+    with S_p, S_y the :func:`soft_skeleton` of p and y. Shit et al. 2021; MONAI
+    ``SoftclDiceLoss`` (its ``smooth_nr = smooth_dr = smooth``, and its 1e-4 in the
+    harmonic mean).
+
+    Args:
+        p: (H, W) or (D, H, W) probabilities.
+        y: the binary target, same shape.
+        mask: optional bool tensor of the counted pixels (the skeletons are taken of the
+            whole images).
+        iterations: skeleton iterations (≥ 0).
+        smooth: added to numerators and denominators (> 0).
+
+    Returns:
+        A 0-d tensor.
+    """
+    skel_p = soft_skeleton(p, iterations)
+    skel_y = soft_skeleton(y, iterations)
+    tprec = (masked_sum(skel_p * y, mask) + smooth) / (masked_sum(skel_p, mask) + smooth)
+    tsens = (masked_sum(skel_y * p, mask) + smooth) / (masked_sum(skel_y, mask) + smooth)
+    return 1.0 - 2.0 * tprec * tsens / (tprec + tsens + CLDICE_HARMONIC_EPS)
+
+
+def dice_cldice_loss(
+    p: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    iterations: int = 3,
+    smooth: float = 1.0,
+    alpha: float = 0.5,
+) -> torch.Tensor:
+    r"""(1 − α)·Dice loss + α·clDice loss.
+
+    .. math::
+
+        L = (1 - \alpha)\left(1 - \frac{2\sum py + s}{\sum p + \sum y + s}\right)
+        + \alpha\, L_{clDice}
+
+    Shit et al. 2021; MONAI ``SoftDiceclDiceLoss`` (smooth_nr = smooth_dr = smooth).
+
+    Args: as :func:`soft_cldice_loss`, and ``alpha`` in [0, 1], the weight of clDice.
+
+    Returns:
+        A 0-d tensor.
+    """
+    dice = 1.0 - (2.0 * masked_sum(p * y, mask) + smooth) / (
+        masked_sum(p, mask) + masked_sum(y, mask) + smooth
+    )
+    cl = soft_cldice_loss(p, y, mask, iterations, smooth)
+    return (1.0 - alpha) * dice + alpha * cl
+
+
+_ITERATIONS = LossParam(
+    "iterations",
+    3,
+    kind="int",
+    description="soft-skeleton iterations (about the largest radius thinned)",
+    minimum=0,
+    maximum=50,
+)
+_CL_SMOOTH = LossParam(
+    "smooth",
+    1.0,
+    description="added to numerators and denominators",
+    minimum=0.0,
+    maximum=1e3,
+    exclusive_minimum=True,
+)
+
+
+@register_loss(
+    "soft_cldice",
+    blockwise=False,
+    title="Soft clDice loss",
+    kind="region",
+    params=(_ITERATIONS, _CL_SMOOTH),
+    formula=(
+        r"L = 1 - \frac{2 T_{prec} T_{sens}}{T_{prec} + T_{sens}},\quad"
+        r" T_{prec} = \frac{\sum S_p y + s}{\sum S_p + s},"
+        r" T_{sens} = \frac{\sum S_y p + s}{\sum S_y + s}"
+    ),
+    reference="Shit et al. 2021 (CVPR); MONAI SoftclDiceLoss",
+)
+def _soft_cldice(ctx: LossContext, iterations: int, smooth: float) -> torch.Tensor:
+    """Soft clDice of the foreground probability (2D or 3D)."""
+    check_spatial(ctx.p, "soft_cldice")
+    return soft_cldice_loss(ctx.p, ctx.y, ctx.mask, iterations, smooth)
+
+
+@register_loss(
+    "dice_cldice",
+    blockwise=False,
+    title="Dice + clDice loss",
+    kind="region",
+    params=(
+        _ITERATIONS,
+        _CL_SMOOTH,
+        LossParam(
+            "alpha",
+            0.5,
+            description="weight of clDice (1 − α: Dice)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    ),
+    formula=r"L = (1 - \alpha)\, L_{Dice} + \alpha\, L_{clDice}",
+    reference="Shit et al. 2021 (CVPR); MONAI SoftDiceclDiceLoss",
+)
+def _dice_cldice(ctx: LossContext, iterations: int, smooth: float, alpha: float) -> torch.Tensor:
+    """(1 − α)·Dice + α·clDice of the foreground probability (2D or 3D)."""
+    check_spatial(ctx.p, "dice_cldice")
+    return dice_cldice_loss(ctx.p, ctx.y, ctx.mask, iterations, smooth, alpha)
+
+
+# --------------------------------------------------------------------------------------
+# Asymmetric unified focal loss (Yeung et al. 2022)
+# --------------------------------------------------------------------------------------
+
+
+def unified_focal_loss(
+    p: torch.Tensor,
+    y: torch.Tensor,
+    log_p: torch.Tensor,
+    log_1mp: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    weight: float = 0.5,
+    delta: float = 0.7,
+    gamma: float = 0.5,
+    smooth: float = 1e-7,
+    *,
+    total: Total | None = None,
+    count: int | None = None,
+) -> torch.Tensor:
+    r"""Asymmetric unified focal loss: λ·(asymmetric focal) + (1 − λ)·(asymmetric focal Tversky).
+
+    .. math::
+
+        L_{aF} = \frac{1}{2N}\sum_x \left[-\delta\, y \log p
+        - (1 - \delta)\, p^{\gamma} (1 - y) \log(1 - p)\right]
+
+    .. math::
+
+        L_{aFT} = \tfrac12\left[(1 - TI_0) + (1 - TI_1)^{1 - \gamma}\right],\quad
+        TI_c = \frac{TP_c + s}{TP_c + \delta FN_c + (1 - \delta) FP_c + s}
+
+    .. math::
+
+        L = \lambda L_{aF} + (1 - \lambda) L_{aFT}
+
+    Class 1 is the foreground (p, y), class 0 the background (1 − p, 1 − y). The focal
+    factor p^γ suppresses only the background; the foreground's Tversky term is enhanced
+    by the exponent 1 − γ. Yeung et al. 2022 sum the two classes; MONAI's
+    ``AsymmetricUnifiedFocalLoss`` (the reference here, with its defaults) averages them,
+    hence the ½. Powers with exponents below 1 take their gradient at max(x, ε) (finite).
+
+    Args:
+        p, y: probabilities and binary target.
+        log_p, log_1mp: log p and log(1 − p) (stable, from the caller).
+        mask: optional bool tensor of the counted pixels.
+        weight: λ in [0, 1].
+        delta: δ in [0, 1], the weight of false negatives (and of the foreground).
+        gamma: γ in [0, 1].
+        smooth: s > 0.
+        total, count: the sum over and the number of the counted pixels (default: over
+            ``mask``).
+
+    Returns:
+        A 0-d tensor.
+    """
+    sum_ = total_or_masked(mask, total)
+    if count is None:
+        count = p.numel() if mask is None else int(mask.sum())
+    eps = float(torch.finfo(p.dtype).eps)
+    back = (1.0 - delta) * safe_pow(p, gamma, eps) * (-(1.0 - y) * log_1mp)
+    fore = delta * (-y * log_p)
+    focal = sum_(back + fore) / (2.0 * count)
+    q, z = 1.0 - p, 1.0 - y
+    tis = []
+    for pc, yc in ((q, z), (p, y)):
+        tp = sum_(pc * yc)
+        fn = sum_((1.0 - pc) * yc)
+        fp = sum_(pc * (1.0 - yc))
+        tis.append((tp + smooth) / (tp + delta * fn + (1.0 - delta) * fp + smooth))
+    tversky = 0.5 * ((1.0 - tis[0]) + safe_pow(1.0 - tis[1], 1.0 - gamma, eps))
+    return weight * focal + (1.0 - weight) * tversky
+
+
+@register_loss(
+    "unified_focal",
+    title="Asymmetric unified focal loss",
+    kind="region",
+    params=(
+        LossParam(
+            "weight",
+            0.5,
+            description="λ: weight of the focal term (1 − λ: focal Tversky term)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        LossParam(
+            "delta",
+            0.7,
+            description="δ: weight of false negatives / of the foreground",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        LossParam(
+            "gamma",
+            0.5,
+            description="γ: background suppression and foreground enhancement",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        LossParam(
+            "smooth",
+            1e-7,
+            description="added to the Tversky numerator and denominator",
+            minimum=0.0,
+            maximum=1e3,
+            exclusive_minimum=True,
+        ),
+    ),
+    formula=r"L = \lambda L_{aF} + (1 - \lambda) L_{aFT}",
+    reference="Yeung et al. 2022 (Comput. Med. Imaging Graph.); MONAI AsymmetricUnifiedFocalLoss",
+)
+def _unified_focal(
+    ctx: LossContext, weight: float, delta: float, gamma: float, smooth: float
+) -> torch.Tensor:
+    """Asymmetric unified focal loss of a binary prediction."""
+    return unified_focal_loss(
+        ctx.p,
+        ctx.y,
+        ctx.log_p,
+        ctx.log_1mp,
+        ctx.mask,
+        weight,
+        delta,
+        gamma,
+        smooth,
+        total=ctx.sum,
+        count=ctx.count,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Matthews correlation coefficient (Abhishek & Hamarneh 2021)
+# --------------------------------------------------------------------------------------
+
+
+def mcc_loss(
+    p: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    smooth_nr: float = 0.0,
+    smooth_dr: float = 1e-5,
+    *,
+    total: Total | None = None,
+) -> torch.Tensor:
+    r"""1 − the soft Matthews correlation coefficient.
+
+    .. math::
+
+        L = 1 - \frac{TP\cdot TN - FP\cdot FN + s_{nr}}
+        {\sqrt{(TP + FP)(TP + FN)(TN + FP)(TN + FN) + s_{dr}}}
+
+    with the soft counts TP = Σpy, TN = Σ(1 − p)(1 − y), FP = Σp(1 − y), FN = Σ(1 − p)y;
+    0 for a perfect prediction (FP = FN = 0). The ratio is formed in float64 (the
+    product of four counts overflows float32 beyond about 10⁹ pixels). MONAI ``MCCLoss``
+    (its defaults); segmentation_models_pytorch's ``MCCLoss`` instead adds 1e-5 to each
+    count. Abhishek & Hamarneh 2021.
+
+    Args:
+        p, y: probabilities and binary target.
+        mask: optional bool tensor of the counted pixels.
+        smooth_nr, smooth_dr: added to the numerator and under the root.
+        total: the sum over the counted pixels (default: over ``mask``).
+
+    Returns:
+        A 0-d tensor of ``p``'s dtype.
+    """
+    sum_ = total_or_masked(mask, total)
+    tp = sum_(p * y).double()
+    tn = sum_((1.0 - p) * (1.0 - y)).double()
+    fp = sum_(p * (1.0 - y)).double()
+    fn = sum_((1.0 - p) * y).double()
+    num = tp * tn - fp * fn + smooth_nr
+    den = torch.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + smooth_dr)
+    score = 1.0 - num / den
+    perfect = bool((fp.detach() == 0) & (fn.detach() == 0))
+    return (score * 0.0 if perfect else score).to(p.dtype)
+
+
+@register_loss(
+    "mcc",
+    title="Matthews correlation coefficient loss",
+    kind="region",
+    params=(
+        LossParam(
+            "smooth_nr", 0.0, description="added to the numerator", minimum=0.0, maximum=1e3
+        ),
+        LossParam(
+            "smooth_dr",
+            1e-5,
+            description="added under the square root of the denominator",
+            minimum=0.0,
+            maximum=1e3,
+            exclusive_minimum=True,
+        ),
+    ),
+    formula=(
+        r"L = 1 - \frac{TP\,TN - FP\,FN + s_{nr}}"
+        r"{\sqrt{(TP + FP)(TP + FN)(TN + FP)(TN + FN) + s_{dr}}}"
+    ),
+    reference="Abhishek & Hamarneh 2021 (ISBI); MONAI MCCLoss; smp MCCLoss",
+)
+def _mcc(ctx: LossContext, smooth_nr: float, smooth_dr: float) -> torch.Tensor:
+    """1 − soft MCC of a binary prediction."""
+    return mcc_loss(ctx.p, ctx.y, ctx.mask, smooth_nr, smooth_dr, total=ctx.sum)
