@@ -40,3 +40,7 @@ BIN="$VENV/bin"
 "$BIN/python" -m pip install -q -c .ci/constraints.txt -e ".[test,docs]"
 # the real nuclei sample ships in the stardist wheel; its data files are all we read
 "$BIN/python" -m pip install -q -c .ci/constraints.txt --no-deps stardist
+# an independent reference for the Lovász and MCC losses; without its dependencies (they
+# include torchvision, which does not import beside the CPU torch): the tests load only
+# segmentation_models_pytorch/losses and skip when it is absent
+"$BIN/python" -m pip install -q -c .ci/constraints.txt --no-deps segmentation-models-pytorch
