@@ -74,6 +74,7 @@ STATS_COLUMNS = (
 #: Image outputs, in order: a newly made one is shown only when none before it is, so
 #: that the overlay stays readable.
 IMAGE_ROLES = ("loss_map", "gradient_map", "weight_map", "d1", "d2")
+_UPDATE_ORDER = ("weight_map", "d1", "d2", "gradient_map", "loss_map")
 
 #: Colours of the error map: true positive, false positive, false negative.
 ERROR_COLORS = {
@@ -415,8 +416,12 @@ def _upsert_image(viewer, role, source, data, index, full_shape, signed, visible
         layer.refresh()
     _follow_source(layer, role, source)
     limits = look.pop("contrast_limits")
-    for key, value in look.items():
-        setattr(layer, key, value)
+    colormap = look.pop("colormap")
+    if layer.colormap.name != getattr(colormap, "name", colormap):
+        layer.colormap = colormap
+    for key, value in look.items():  # set only when it differs: each set redraws
+        if getattr(layer, key) != value:
+            setattr(layer, key, value)
     layer.contrast_limits_range = limits
     layer.contrast_limits = limits
     return layer
@@ -528,8 +533,13 @@ def apply_result(
     source = inputs.source
     index = tuple(inputs.index) + tuple(result.region)
     layers: dict[str, Any] = {}
-    shown = False
+    visible_if_new, shown = {}, False
     for role in IMAGE_ROLES:
+        if role in result.arrays:
+            layer = find_owned(viewer, role, source)
+            visible_if_new[role] = not shown
+            shown = shown or layer is None or bool(layer.visible)
+    for role in _UPDATE_ORDER:  # the weight map, what a slider changes, first
         if role not in result.arrays:
             continue
         layer = find_owned(viewer, role, source)
@@ -544,10 +554,9 @@ def apply_result(
                 index,
                 inputs.full_shape,
                 result.signed,
-                visible=not shown,
+                visible=visible_if_new[role],
             )
         layers[role] = layer
-        shown = shown or layer.visible
     if "errors" in result.arrays:
         layer = find_owned(viewer, "errors", source)
         if layer is None or not _unchanged(previous, result, index, "arrays", "errors"):
