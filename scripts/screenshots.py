@@ -2,7 +2,9 @@
 
 Writes into ``docs/images/`` (or ``--out``):
 
-- ``widget.png``: the whole napari window, the widget docked, the loss map over the image;
+- ``widget.png``: the whole napari window as ``losslens demo`` shows it (same size, the
+  widget docked, one computation with the default outputs, the layers as the widget leaves
+  them);
 - ``widget-loss-map.png``: the canvas with the U-Net weighted cross-entropy map and hot-spots;
 - ``widget-weight-map.png``: the canvas with the U-Net weight map (w0 = 10, σ = 5).
 
@@ -20,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: The window size of ``losslens demo`` (its --width and --height defaults).
+DEMO_WIDTH, DEMO_HEIGHT = 1400, 900
 
 
 def _ensure_display() -> subprocess.Popen | None:
@@ -64,24 +69,25 @@ def main(argv: list[str] | None = None) -> None:
         import napari
         from qtpy.QtWidgets import QApplication
 
+        # what `losslens demo` shows: its window size, the sample, the docked widget and
+        # one computation with the default outputs, nothing hidden or restyled by hand
         viewer = napari.Viewer(show=True, title="napari — Loss Lens")
-        viewer.window._qt_window.resize(1700, 1000)
+        viewer.window.resize(DEMO_WIDTH, DEMO_HEIGHT)
         viewer.open_sample("napari-losslens", "touching_nuclei")
         _, widget = viewer.window.add_plugin_dock_widget("napari-losslens", "Loss Lens")
-        widget.loss.value = "unet_ce"
-        widget.outputs.value = ("loss_map", "weight_map", "object_stats", "hot_spots")
         widget.compute()
         layers = widget.layers
-        layers["weight_map"].visible = False
-        viewer.layers["ground truth"].visible = False  # the maps over the image
-        viewer.layers["image"].contrast_limits = (0.0, 1.6)  # dimmer, so the maps stand out
         for _ in range(5):
             QApplication.processEvents()
             time.sleep(0.1)
-        viewer.reset_view()
-        QApplication.processEvents()
+        widget._presenter.update_histogram(widget.last_result)
+        for _ in range(5):
+            QApplication.processEvents()
+            time.sleep(0.1)
         _save(
-            viewer.screenshot(canvas_only=False, flash=False), args.out / "widget.png", width=1400
+            viewer.screenshot(canvas_only=False, flash=False),
+            args.out / "widget.png",
+            width=DEMO_WIDTH,
         )
         _save(
             viewer.screenshot(canvas_only=True, flash=False),

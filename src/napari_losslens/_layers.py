@@ -2,11 +2,12 @@
 
 The widget and the console API both go through here, so they produce the same layers with
 the same names, colormaps and marks. Output layers carry
-``layer.metadata["napari_losslens"] = {"role": ..., "source": ...}``; they are found by that
-mark (never by name), updated in place on every computation, and a user's layer is never
-touched, even one with the same name (napari then suffixes ours). The only thing written to
-an input layer is the per-object table in the ground-truth layer's ``features``, which is
-what napari shows when hovering over an object.
+``layer.metadata["napari_losslens"] = {"role": ..., "source": ..., "source_id": ...}``; they
+are found by that mark and the source layer's stable id (never by a name: renaming the
+ground truth renames its outputs), updated in place on every computation, and a user's
+layer is never touched, even one with the same name (napari then suffixes ours). The only
+thing written to an input layer is the per-object table in the ground-truth layer's
+``features``, which is what napari shows when hovering over an object.
 
 The distances d1, d2 of a labels layer are kept in one :class:`DistanceCache` per layer
 (:func:`distance_cache`), shared by the widget and the console API and emptied by the layer's
@@ -28,16 +29,19 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 __all__ = [
+    "IMAGE_ROLES",
     "OWNER",
     "ROLES",
     "STATS_COLUMNS",
     "LayerInputs",
     "apply_result",
+    "display",
     "distance_cache",
     "find_owned",
     "is_owned",
     "layer_inputs",
     "resolve_input",
+    "source_id",
 ]
 
 #: The key of the plugin's mark in ``layer.metadata``.
@@ -54,8 +58,23 @@ ROLES = {
     "hot_spots": "hot-spots",
 }
 
-#: Columns this plugin writes into the ground-truth layer's ``features``.
-STATS_COLUMNS = ("area", "mean_loss", "total_loss", "dice", "iou", "mean_intensity")
+#: Columns this plugin writes into the ground-truth layer's ``features`` (a region loss's
+#: table has ``mean_abs_gradient``/``total_abs_gradient`` instead of the loss columns).
+STATS_COLUMNS = (
+    "area",
+    "mean_loss",
+    "total_loss",
+    "mean_abs_gradient",
+    "total_abs_gradient",
+    "dice",
+    "iou",
+    "mean_intensity",
+)
+
+#: Image outputs, in order: a newly made one is shown only when none before it is, so
+#: that the overlay stays readable.
+IMAGE_ROLES = ("loss_map", "gradient_map", "weight_map", "d1", "d2")
+_UPDATE_ORDER = ("weight_map", "d1", "d2", "gradient_map", "loss_map")
 
 #: Colours of the error map: true positive, false positive, false negative.
 ERROR_COLORS = {
@@ -87,11 +106,27 @@ def is_owned(layer) -> bool:
     return _mark(layer) is not None
 
 
-def find_owned(viewer: napari.Viewer, role: str, source: str | None = None):
-    """The plugin's layer with this role (and source layer name), or None."""
+def source_id(layer) -> str:
+    """The stable id of a source layer: napari's ``unique_id``, unchanged by a rename."""
+    return str(layer.unique_id)
+
+
+def find_owned(viewer: napari.Viewer, role: str, source=None):
+    """The plugin's layer with this role, or None.
+
+    ``source`` narrows it to the outputs of one ground-truth layer: a layer (matched by its
+    stable id, so that renaming the ground truth keeps its outputs) or a layer name.
+    """
     for layer in viewer.layers:
         mark = _mark(layer)
-        if mark and mark.get("role") == role and (source is None or mark.get("source") == source):
+        if not mark or mark.get("role") != role:
+            continue
+        if source is None:
+            return layer
+        if isinstance(source, str):
+            if mark.get("source") == source:
+                return layer
+        elif mark.get("source_id") == source_id(source):
             return layer
     return None
 
@@ -277,13 +312,44 @@ def _robust_limits(data: np.ndarray, signed: bool, floor: float | None = None):
     return (lo, hi)
 
 
-def _display(role: str, data: np.ndarray, signed: bool) -> dict[str, Any]:
-    if role in ("loss_map", "gradient_map") and (signed or role == "gradient_map"):
+def _gradient_limits(data: np.ndarray) -> tuple[float, float]:
+    """Symmetric limits for a region loss's gradient: its largest magnitude.
+
+    Such a gradient is nearly constant over each class (every background pixel carries
+    about the same value), so percentile limits put the whole background at full colour;
+    the largest magnitude keeps each pixel at its true share of the largest push.
+    """
+    finite = np.abs(data[np.isfinite(data)])
+    hi = float(finite.max()) if finite.size else 0.0
+    hi = hi if hi > 0 else 1.0
+    return (-hi, hi)
+
+
+def _has_negative(data: np.ndarray) -> bool:
+    flat = np.ravel(data)
+    return bool(flat.size) and float(np.nanmin(flat)) < 0.0
+
+
+def display(role: str, data: np.ndarray, signed: bool) -> dict[str, Any]:
+    """How an image output is drawn: colormap, contrast limits, blending, opacity.
+
+    Every key is set on every update, so switching losses never leaves a layer drawn the
+    way the previous loss wanted. A map that can be negative (a gradient, a region loss's
+    map, a signed per-pixel loss such as ``boundary``) is diverging and centred on 0.
+    """
+    if role == "gradient_map" or (role == "loss_map" and signed):
+        return {
+            "colormap": _diverging(),
+            "contrast_limits": _gradient_limits(data),
+            "blending": "translucent",
+            "opacity": 0.8,
+        }
+    if role == "loss_map" and _has_negative(data):
         return {
             "colormap": _diverging(),
             "contrast_limits": _robust_limits(data, True),
             "blending": "translucent",
-            "opacity": 0.9,
+            "opacity": 0.8,
         }
     if role == "loss_map":
         return {
@@ -311,10 +377,19 @@ def _display(role: str, data: np.ndarray, signed: bool) -> dict[str, Any]:
 def _owned_kwargs(role: str, source) -> dict[str, Any]:
     return {
         "name": f"{source.name} {ROLES[role]}",
-        "metadata": {OWNER: {"role": role, "source": source.name}},
+        "metadata": {OWNER: {"role": role, "source": source.name, "source_id": source_id(source)}},
         "scale": tuple(source.scale),
         "translate": tuple(source.translate),
     }
+
+
+def _follow_source(layer, role: str, source) -> None:
+    """Keep an output's place and name in step with its source (moved, or renamed)."""
+    layer.scale, layer.translate = tuple(source.scale), tuple(source.translate)
+    mark = _mark(layer)
+    if mark is not None and mark.get("source") != source.name:
+        mark["source"] = source.name
+        layer.name = f"{source.name} {ROLES[role]}"
 
 
 def _place(layer, data: np.ndarray, index: tuple[int, ...], full_shape, dtype):
@@ -329,26 +404,32 @@ def _place(layer, data: np.ndarray, index: tuple[int, ...], full_shape, dtype):
     return full, True
 
 
-def _upsert_image(viewer, role, source, data, index, full_shape, signed):
-    layer = find_owned(viewer, role, source.name)
+def _upsert_image(viewer, role, source, data, index, full_shape, signed, visible=True):
+    layer = find_owned(viewer, role, source)
     full, replaced = _place(layer, data, index, full_shape, np.float32)
-    display = _display(role, data, signed)
+    look = display(role, data, signed)
     if layer is None:
-        return viewer.add_image(full, **_owned_kwargs(role, source), **display)
+        return viewer.add_image(full, visible=visible, **_owned_kwargs(role, source), **look)
     if replaced:
         layer.data = full
     else:
         layer.refresh()
-    layer.scale, layer.translate = tuple(source.scale), tuple(source.translate)
-    layer.colormap = display["colormap"]
-    layer.contrast_limits_range = display["contrast_limits"]
-    layer.contrast_limits = display["contrast_limits"]
+    _follow_source(layer, role, source)
+    limits = look.pop("contrast_limits")
+    colormap = look.pop("colormap")
+    if layer.colormap.name != getattr(colormap, "name", colormap):
+        layer.colormap = colormap
+    for key, value in look.items():  # set only when it differs: each set redraws
+        if getattr(layer, key) != value:
+            setattr(layer, key, value)
+    layer.contrast_limits_range = limits
+    layer.contrast_limits = limits
     return layer
 
 
-def _upsert_errors(viewer, source, data, index, full_shape):
+def _upsert_errors(viewer, source, data, index, full_shape, visible=True):
     DirectLabelColormap = _napari().utils.colormaps.DirectLabelColormap
-    layer = find_owned(viewer, "errors", source.name)
+    layer = find_owned(viewer, "errors", source)
     full, replaced = _place(layer, data, index, full_shape, np.uint8)
     features = pd.DataFrame({"index": np.arange(4), "error": list(ERROR_NAMES)})
     if layer is None:
@@ -358,18 +439,19 @@ def _upsert_errors(viewer, source, data, index, full_shape):
             features=features,
             opacity=1.0,
             blending="translucent",
+            visible=visible,
             **_owned_kwargs("errors", source),
         )
     if replaced:
         layer.data = full
     else:
         layer.refresh()
-    layer.scale, layer.translate = tuple(source.scale), tuple(source.translate)
+    _follow_source(layer, "errors", source)
     return layer
 
 
 def _upsert_hot_spots(viewer, source, spots, index):
-    layer = find_owned(viewer, "hot_spots", source.name)
+    layer = find_owned(viewer, "hot_spots", source)
     ndim = source.ndim
     lead = tuple(float(i) for i in index)
     coords = np.array([lead + tuple(map(float, s.peak_position)) for s in spots], float)
@@ -403,7 +485,7 @@ def _upsert_hot_spots(viewer, source, spots, index):
     layer.data = coords
     layer.features = features
     layer.refresh_text()
-    layer.scale, layer.translate = tuple(source.scale), tuple(source.translate)
+    _follow_source(layer, "hot_spots", source)
     return layer
 
 
@@ -420,16 +502,51 @@ def _write_stats(source, stats: dict[str, np.ndarray]) -> None:
     source.features = ours.reset_index(drop=True)
 
 
+def _unchanged(previous, result: ComputeResult, index, attr: str, key=None) -> bool:
+    """``result`` holds the very object that the previous result showed (a step whose
+    inputs did not change was not recomputed), so its layer needs no update."""
+    if previous is None:
+        return False
+    prev_result, prev_index = previous
+    if prev_result is None or tuple(prev_index) != tuple(index):
+        return False
+    old, new = getattr(prev_result, attr), getattr(result, attr)
+    if key is not None:
+        old, new = old.get(key), new.get(key)
+    return new is not None and old is new
+
+
 def apply_result(
-    viewer: napari.Viewer, inputs: LayerInputs, result: ComputeResult
+    viewer: napari.Viewer,
+    inputs: LayerInputs,
+    result: ComputeResult,
+    previous: tuple[ComputeResult | None, tuple] | None = None,
 ) -> dict[str, Any]:
-    """Write ``result`` into the plugin's layers; return them by role."""
+    """Write ``result`` into the plugin's layers; return them by role.
+
+    ``previous`` is ``(result, index)`` of what these layers show now: an output that is
+    the very same object as there (its step was not recomputed) is not written again.
+    A newly made image layer is visible only when no image output before it in
+    :data:`IMAGE_ROLES` is, and a new error map only when no image output is, so that the
+    overlay stays readable; an existing layer keeps the visibility the user gave it.
+    """
     source = inputs.source
     index = tuple(inputs.index) + tuple(result.region)
     layers: dict[str, Any] = {}
-    for role in ("weight_map", "d1", "d2", "gradient_map", "loss_map"):
+    visible_if_new, shown = {}, False
+    for role in IMAGE_ROLES:
         if role in result.arrays:
-            layers[role] = _upsert_image(
+            layer = find_owned(viewer, role, source)
+            visible_if_new[role] = not shown
+            shown = shown or layer is None or bool(layer.visible)
+    for role in _UPDATE_ORDER:  # the weight map, what a slider changes, first
+        if role not in result.arrays:
+            continue
+        layer = find_owned(viewer, role, source)
+        if layer is not None and _unchanged(previous, result, index, "arrays", role):
+            _follow_source(layer, role, source)
+        else:
+            layer = _upsert_image(
                 viewer,
                 role,
                 source,
@@ -437,16 +554,27 @@ def apply_result(
                 index,
                 inputs.full_shape,
                 result.signed,
+                visible=visible_if_new[role],
             )
+        layers[role] = layer
     if "errors" in result.arrays:
-        layers["errors"] = _upsert_errors(
-            viewer, source, result.arrays["errors"], index, inputs.full_shape
-        )
+        layer = find_owned(viewer, "errors", source)
+        if layer is None or not _unchanged(previous, result, index, "arrays", "errors"):
+            layer = _upsert_errors(
+                viewer, source, result.arrays["errors"], index, inputs.full_shape, not shown
+            )
+        else:
+            _follow_source(layer, "errors", source)
+        layers["errors"] = layer
     if result.stats is not None:
-        _write_stats(source, result.stats)
+        if not _unchanged(previous, result, index, "stats"):
+            _write_stats(source, result.stats)
         layers["object_stats"] = source
     if "hot_spots" in result.outputs:
-        layers["hot_spots"] = _upsert_hot_spots(
-            viewer, source, result.hot_spots, tuple(inputs.index)
-        )
+        layer = find_owned(viewer, "hot_spots", source)
+        if layer is None or not _unchanged(previous, result, index, "hot_spots"):
+            layer = _upsert_hot_spots(viewer, source, result.hot_spots, tuple(inputs.index))
+        else:
+            _follow_source(layer, "hot_spots", source)
+        layers["hot_spots"] = layer
     return layers

@@ -39,7 +39,7 @@ def test_shape_mismatch(viewer, messages):
 def test_prediction_not_probabilities(viewer, messages):
     viewer.add_labels(np.ones((16, 16), np.int32), name="gt")
     viewer.add_image(np.linspace(-3, 3, 256, dtype=np.float32).reshape(16, 16), name="pred")
-    _check(LossLensWidget(viewer), messages, "not probabilities", "from logits")
+    _check(LossLensWidget(viewer), messages, "not probabilities", "prediction holds logits")
 
 
 def test_prediction_with_nan(viewer, messages):

@@ -10,11 +10,13 @@ computation as a generator that yields a :class:`Progress` before every step, so
 thread worker can report progress and stop between steps.
 
 Modules: :mod:`.request` (what is asked and answered, and the input checks),
-:mod:`.cache` (the distance cache), :mod:`.pipeline` (the named steps and their order).
+:mod:`.cache` (the distance cache), :mod:`.memo` (the last output of each step, reused
+while its inputs stand still), :mod:`.pipeline` (the named steps and their order).
 """
 
 from .cache import DistanceCache, labels_digest
-from .pipeline import PIPELINE, Job, Step, plan, run, run_steps
+from .memo import StepMemo
+from .pipeline import GRADIENT_COLUMNS, PIPELINE, Job, Step, plan, run, run_steps
 from .request import (
     OUTPUTS,
     WEIGHT_PARAMS,
@@ -28,6 +30,7 @@ from .request import (
 )
 
 __all__ = [
+    "GRADIENT_COLUMNS",
     "OUTPUTS",
     "PIPELINE",
     "WEIGHT_PARAMS",
@@ -38,6 +41,7 @@ __all__ = [
     "Job",
     "Progress",
     "Step",
+    "StepMemo",
     "WeightParams",
     "check_inputs",
     "labels_digest",

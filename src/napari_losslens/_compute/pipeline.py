@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from .. import core
 from ..core._arrays import resolve_device
-from .cache import DistanceCache
+from .cache import DistanceCache, labels_digest
+from .memo import StepMemo
 from .request import (
     WEIGHT_PARAMS,
     ComputeRequest,
@@ -34,7 +36,7 @@ from .request import (
     check_inputs,
 )
 
-__all__ = ["PIPELINE", "Job", "Step", "plan", "run", "run_steps"]
+__all__ = ["GRADIENT_COLUMNS", "PIPELINE", "Job", "Step", "plan", "run", "run_steps"]
 
 
 # --------------------------------------------------------------------------------------
@@ -62,6 +64,7 @@ class Job:
     frames: list[tuple[int, ...]]
     region: tuple[int, ...]
     started: float
+    memo: StepMemo | None = None
     timings: dict[str, float] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     values: list[float] = field(default_factory=list)
@@ -70,7 +73,7 @@ class Job:
     # the frame the per-frame steps work on
     frame: tuple[int, ...] = ()
     entry: Any = None
-    weight: np.ndarray | None = None
+    restored: set[str] = field(default_factory=set)  # steps taken from the memo
 
     @property
     def outputs(self) -> set[str]:
@@ -92,6 +95,14 @@ class Job:
         return self.needs_weights or "distances" in self.outputs
 
     @property
+    def loss_uses_weights(self) -> bool:
+        """The loss reads the weight-map parameters (so w0 and σ change it)."""
+        return any(
+            p.name in WEIGHT_PARAMS or (p.kind == "array" and p.name == "weight_map")
+            for p in self.info.params
+        )
+
+    @property
     def needs_loss_map(self) -> bool:
         """The map is shown, or the statistics or hot-spots are made from it."""
         return bool(self.outputs & {"loss_map", "object_stats", "hot_spots"})
@@ -110,11 +121,41 @@ class Job:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
         return out
 
+    @property
+    def local(self) -> tuple[int, ...]:
+        """The current frame's index within the computed region."""
+        return self.frame[len(self.region) :]
+
     def put(self, name: str, value: np.ndarray, dtype=np.float32) -> None:
-        """Write the current frame's ``value`` into the output array ``name``."""
+        """Write the current frame's ``value`` into the output array ``name`` (a single
+        frame's array is taken as it is, not copied)."""
+        if not self.local:
+            self.arrays[name] = np.asarray(value, dtype)
+            return
         if name not in self.arrays:
             self.arrays[name] = np.zeros(self.labels.shape[len(self.region) :], dtype)
-        self.arrays[name][self.frame[len(self.region) :]] = value
+        self.arrays[name][self.local] = value
+
+    @property
+    def weight(self) -> np.ndarray | None:
+        """The current frame's weight map (once the weight-map step ran or was restored)."""
+        full = self.arrays.get("weight_map")
+        return None if full is None else full[self.local]
+
+    # content keys of the memoised steps (computed once, only when a memo is used)
+
+    @cached_property
+    def data_key(self) -> Hashable:
+        return (labels_digest(self.labels), self.region, self.spatial_ndim, self.spacing)
+
+    @cached_property
+    def prediction_key(self) -> Hashable:
+        return labels_digest(self.prediction)
+
+    @cached_property
+    def image_key(self) -> Hashable:
+        image = self.request.image
+        return None if image is None else labels_digest(np.asarray(image))
 
     def whole(self, array: np.ndarray | None) -> np.ndarray | None:
         """``array`` restricted to the computed region (all of it, or one frame)."""
@@ -144,7 +185,9 @@ def _prediction_array(pred: np.ndarray) -> np.ndarray:
     return p if p.dtype in (np.float32, np.float64) else p.astype(np.float32)
 
 
-def prepare(request: ComputeRequest, cache: DistanceCache | None = None) -> Job:
+def prepare(
+    request: ComputeRequest, cache: DistanceCache | None = None, memo: StepMemo | None = None
+) -> Job:
     """Check ``request`` and read it into a :class:`Job` (no computation yet)."""
     check_inputs(request)
     started = time.perf_counter()
@@ -174,6 +217,7 @@ def prepare(request: ComputeRequest, cache: DistanceCache | None = None) -> Job:
         frames=frames,
         region=frames[0] if request.current_index is not None else (),
         started=started,
+        memo=memo,
     )
 
 
@@ -205,7 +249,7 @@ def compute_distances(job: Job) -> None:
 def compute_weight_map(job: Job) -> None:
     """The U-Net weight map of the current frame, from its distances."""
     w, entry = job.request.weights, job.entry
-    job.weight = job.timed(
+    weight = job.timed(
         "weight_map",
         core.weight_map_from_distances,
         entry.labels > 0,
@@ -216,8 +260,7 @@ def compute_weight_map(job: Job) -> None:
         class_weights=w.class_weights,
         background_only=w.background_only,
     )
-    if "weight_map" in job.outputs:
-        job.put("weight_map", job.weight)
+    job.put("weight_map", weight)  # dropped from the result unless asked for
 
 
 def _loss_kwargs(job: Job) -> dict[str, Any]:
@@ -229,8 +272,9 @@ def _loss_kwargs(job: Job) -> dict[str, Any]:
         elif p.kind == "spacing":
             kwargs[p.name] = job.spacing
         elif p.kind == "array":
-            if p.name == "weight_map" and job.weight is not None:
-                kwargs[p.name] = job.weight
+            weight = job.weight if p.name == "weight_map" else None
+            if weight is not None:
+                kwargs[p.name] = weight
         elif p.name in request.loss_params:
             kwargs[p.name] = request.loss_params[p.name]
     return kwargs
@@ -273,20 +317,34 @@ def compute_error_map(job: Job) -> None:
     )
 
 
+#: A region loss's map is its gradient ∂L/∂p, not a loss: its per-object columns say so.
+GRADIENT_COLUMNS = {"mean_loss": "mean_abs_gradient", "total_loss": "total_abs_gradient"}
+
+
 def compute_object_stats(job: Job) -> None:
-    """The per-object table of the whole region, from the loss map."""
+    """The per-object table of the whole region, from the loss map.
+
+    For a region loss (whose map is the signed gradient ∂L/∂p) the table holds the mean and
+    total of |∂L/∂p| per object, as ``mean_abs_gradient`` and ``total_abs_gradient``: a
+    signed mean would cancel, and neither is a loss.
+    """
     image = None if job.request.image is None else np.asarray(job.request.image)
     labels = job.whole(job.labels)
-    job.stats = job.timed(
+    gradient = job.info.kind != "pixel"
+    loss = job.arrays["loss_map"]
+    stats = job.timed(
         "object_stats",
         core.object_stats,
         labels,
-        job.arrays["loss_map"],
+        np.abs(loss) if gradient else loss,
         job.whole(job.prediction),
         threshold=job.threshold,
         image=job.whole(image),
         frame_axes=labels.ndim - job.spatial_ndim,
     )
+    if gradient:
+        stats = {GRADIENT_COLUMNS.get(k, k): v for k, v in stats.items()}
+    job.stats = stats
 
 
 def _shift_spot(spot, region: tuple[int, ...]):
@@ -321,40 +379,184 @@ def compute_hot_spots(job: Job) -> None:
 # --------------------------------------------------------------------------------------
 
 
+def _freeze(params: dict[str, Any]) -> Hashable:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def _weight_key(job: Job) -> Hashable:
+    return ("weight map", job.data_key, job.request.weights)
+
+
+def _loss_key(job: Job) -> Hashable:
+    r = job.request
+    return (
+        "loss",
+        job.data_key,
+        job.prediction_key,
+        r.loss,
+        _freeze(r.loss_params),
+        r.from_logits,
+        str(job.device),
+        r.weights if job.loss_uses_weights else None,
+        job.needs_loss_map,
+        "gradient_map" in job.outputs,
+    )
+
+
+def _errors_key(job: Job) -> Hashable:
+    return ("errors", job.data_key, job.prediction_key, job.threshold)
+
+
+def _stats_key(job: Job) -> Hashable:
+    return ("statistics", _loss_key(job), job.image_key, job.threshold)
+
+
+def _spots_key(job: Job) -> Hashable:
+    r = job.request
+    return ("hot-spots", _loss_key(job), int(r.hotspot_k), float(r.hotspot_sigma))
+
+
+_LOSS_ARRAYS = ("loss_map", "gradient_map")
+
+
+def _save_loss(job: Job) -> Any:
+    return ({k: job.arrays[k] for k in _LOSS_ARRAYS if k in job.arrays}, list(job.values))
+
+
+def _restore_loss(job: Job, saved: Any) -> None:
+    arrays, values = saved
+    job.arrays.update(arrays)
+    job.values = list(values)
+
+
+def _save_array(name: str) -> Callable[[Job], Any]:
+    return lambda job: job.arrays[name]
+
+
+def _restore_array(name: str) -> Callable[[Job, Any], None]:
+    def restore(job: Job, saved: Any) -> None:
+        job.arrays[name] = saved
+
+    return restore
+
+
+def _restore_stats(job: Job, saved: Any) -> None:
+    job.stats = saved
+
+
+def _restore_spots(job: Job, saved: Any) -> None:
+    job.spots = saved
+
+
 @dataclass(frozen=True)
 class Step:
-    """A named step: ``run(job)`` when ``wanted(job)``, per frame or once."""
+    """A named step: ``run(job)`` when ``wanted(job)``, per frame or once.
+
+    A step with a ``key`` is memoised: when a :class:`~.memo.StepMemo` holds its output
+    for the same key, ``restore(job, saved)`` puts it back instead of running the step
+    (for all frames at once); otherwise ``save(job)`` is stored after it ran.
+    """
 
     name: str
     run: Callable[[Job], None]
     per_frame: bool
     wanted: Callable[[Job], bool]
+    key: Callable[[Job], Hashable] | None = None
+    save: Callable[[Job], Any] | None = None
+    restore: Callable[[Job, Any], None] | None = None
 
 
 def _asked(output: str) -> Callable[[Job], bool]:
     return lambda job: output in job.outputs
 
 
+def _wants_distances(job: Job) -> bool:
+    if "distances" in job.outputs:
+        return True
+    return job.needs_weights and "weight map" not in job.restored
+
+
 #: Every step, in order; :func:`plan` keeps those a request needs.
 PIPELINE = (
-    Step("distances", compute_distances, True, lambda job: job.needs_distances),
-    Step("weight map", compute_weight_map, True, lambda job: job.needs_weights),
-    Step("loss", compute_loss, True, lambda job: True),
-    Step("error map", compute_error_map, False, _asked("errors")),
-    Step("statistics", compute_object_stats, False, _asked("object_stats")),
-    Step("hot-spots", compute_hot_spots, False, _asked("hot_spots")),
+    Step("distances", compute_distances, True, _wants_distances),
+    Step(
+        "weight map",
+        compute_weight_map,
+        True,
+        lambda job: job.needs_weights,
+        key=_weight_key,
+        save=_save_array("weight_map"),
+        restore=_restore_array("weight_map"),
+    ),
+    Step(
+        "loss",
+        compute_loss,
+        True,
+        lambda job: True,
+        key=_loss_key,
+        save=_save_loss,
+        restore=_restore_loss,
+    ),
+    Step(
+        "error map",
+        compute_error_map,
+        False,
+        _asked("errors"),
+        key=_errors_key,
+        save=_save_array("errors"),
+        restore=_restore_array("errors"),
+    ),
+    Step(
+        "statistics",
+        compute_object_stats,
+        False,
+        _asked("object_stats"),
+        key=_stats_key,
+        save=lambda job: job.stats,
+        restore=_restore_stats,
+    ),
+    Step(
+        "hot-spots",
+        compute_hot_spots,
+        False,
+        _asked("hot_spots"),
+        key=_spots_key,
+        save=lambda job: job.spots,
+        restore=_restore_spots,
+    ),
 )
 
 
+def _restore(job: Job) -> None:
+    """Take from the memo every wanted step whose inputs did not change."""
+    if job.memo is None:
+        return
+    for step in PIPELINE:
+        if step.key is None or not step.wanted(job):
+            continue
+        saved = job.memo.get(step.name, step.key(job))
+        if saved is not None:
+            step.restore(job, saved)
+            job.restored.add(step.name)
+
+
+def _save(job: Job, step: Step) -> None:
+    if job.memo is not None and step.key is not None:
+        job.memo.put(step.name, step.key(job), step.save(job))
+
+
 def plan(job: Job) -> list[Step]:
-    """The steps of :data:`PIPELINE` that ``job`` needs, in order."""
-    return [step for step in PIPELINE if step.wanted(job)]
+    """The steps of :data:`PIPELINE` that ``job`` needs, in order (those restored from
+    the memo excluded)."""
+    return [step for step in PIPELINE if step.wanted(job) and step.name not in job.restored]
 
 
 def _result(job: Job) -> ComputeResult:
     request, arrays = job.request, dict(job.arrays)
     if "loss_map" not in request.outputs:
         arrays.pop("loss_map", None)  # computed for the table or the hot-spots only
+    if "weight_map" not in request.outputs:
+        arrays.pop("weight_map", None)  # computed for the loss only
     return ComputeResult(
         value=float(np.mean(job.values)) if job.values else float("nan"),
         arrays=arrays,
@@ -369,46 +571,60 @@ def _result(job: Job) -> ComputeResult:
         loss=request.loss,
         distance_cutoff=job.radius,
         outputs=tuple(request.outputs),
+        reused=tuple(sorted(job.restored)),
     )
 
 
-def run_steps(request: ComputeRequest, cache: DistanceCache | None = None) -> Iterator[Progress]:
+def run_steps(
+    request: ComputeRequest,
+    cache: DistanceCache | None = None,
+    memo: StepMemo | None = None,
+) -> Iterator[Progress]:
     """Compute ``request`` step by step: yields a :class:`Progress` before each step and
     returns the :class:`ComputeResult`.
 
     The steps are those of :func:`plan`: the per-frame ones for every frame, then the
-    others once. The last :class:`Progress` has ``done == total`` and the step ``"done"``.
-    A generator, so that a thread worker can report progress and stop between steps
-    (``result = yield from run_steps(...)``); :func:`run` drives it to the end.
+    others once. With a ``memo``, a step whose inputs are those of the memo's last run is
+    not run again (see :mod:`.memo`). The last :class:`Progress` has ``done == total`` and
+    the step ``"done"``. A generator, so that a thread worker can report progress and stop
+    between steps (``result = yield from run_steps(...)``); :func:`run` drives it to the
+    end.
 
     Raises:
         InputError: a combination that cannot be computed (the message says what to change).
     """
-    job = prepare(request, cache)
+    job = prepare(request, cache, memo)
+    _restore(job)
     steps = plan(job)
     per_frame = [s for s in steps if s.per_frame]
     once = [s for s in steps if not s.per_frame]
     total = len(job.frames) * len(per_frame) + len(once)
     done = 0
     many = len(job.frames) > 1
-    for n, frame in enumerate(job.frames):
-        job.frame, job.entry, job.weight = frame, None, None
+    if per_frame:
+        for n, frame in enumerate(job.frames):
+            job.frame, job.entry = frame, None
+            for step in per_frame:
+                name = f"{step.name}, frame {n + 1}/{len(job.frames)}" if many else step.name
+                yield Progress(done, total, name)
+                step.run(job)
+                done += 1
         for step in per_frame:
-            name = f"{step.name}, frame {n + 1}/{len(job.frames)}" if many else step.name
-            yield Progress(done, total, name)
-            step.run(job)
-            done += 1
+            _save(job, step)
     for step in once:
         yield Progress(done, total, step.name)
         step.run(job)
+        _save(job, step)
         done += 1
     yield Progress(done, total, "done")
     return _result(job)
 
 
-def run(request: ComputeRequest, cache: DistanceCache | None = None) -> ComputeResult:
+def run(
+    request: ComputeRequest, cache: DistanceCache | None = None, memo: StepMemo | None = None
+) -> ComputeResult:
     """Compute ``request`` to the end (see :func:`run_steps`)."""
-    gen = run_steps(request, cache)
+    gen = run_steps(request, cache, memo)
     while True:
         try:
             next(gen)

@@ -140,6 +140,8 @@ class ComputeResult:
         device: the device used.
         seconds: wall time; ``timings`` splits it by step.
         signed: whether ``loss_map`` is signed (a region loss's gradient).
+        reused: the steps whose output was taken from a step memo (their arrays, table
+            or hot-spots are the very objects of the run that computed them).
     """
 
     value: float
@@ -155,6 +157,7 @@ class ComputeResult:
     loss: str
     distance_cutoff: float = 0.0
     outputs: tuple[str, ...] = ()
+    reused: tuple[str, ...] = ()
 
 
 def check_inputs(request: ComputeRequest) -> None:
@@ -200,7 +203,7 @@ def check_inputs(request: ComputeRequest) -> None:
         lo, hi = (float(p.min()), float(p.max())) if p.size else (0.0, 0.0)
         if lo < 0.0 or hi > 1.0:
             hint = (
-                "tick 'from logits' (from_logits=True) if these are logits"
+                "tick 'prediction holds logits' (from_logits=True) if these are logits"
                 if p.dtype.kind == "f"
                 else "use a Labels mask layer, or rescale to probabilities in [0, 1]"
             )

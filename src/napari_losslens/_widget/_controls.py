@@ -29,6 +29,8 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils import notifications
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QComboBox, QDockWidget, QFrame, QMainWindow, QSizePolicy
 
 from .. import _layers, core
 from .._compute import (
@@ -89,8 +91,25 @@ class _Outputs(Container):
             self[key].value = key in outputs
 
 
-def _param_control(info_name: str, p) -> Any:
-    """A magicgui control for one registry parameter (see :class:`core.LossParam`)."""
+def _is_tiny(p) -> bool:
+    """A float default too small for a spin box's decimals (such as ``smooth = 1e-6``)."""
+    return p.kind == "float" and p.default != 0 and abs(float(p.default)) < 0.01
+
+
+def _typed_names(losses) -> set[str]:
+    """Parameter names typed as numbers in a text field for every loss that has them: one
+    kind of control per name (Dice's ``smooth`` and Tversky's look the same)."""
+    return {
+        p.name
+        for info in losses.values()
+        for p in info.params
+        if _is_tiny(p) or p.kind not in ("bool", "int", "float")
+    }
+
+
+def _param_control(info_name: str, p, typed: bool = False) -> Any:
+    """A magicgui control for one registry parameter (see :class:`core.LossParam`);
+    ``typed``: a text field where a number is typed (``1e-6``)."""
     name = f"{info_name}_{p.name}"
     tip = p.description
     if p.kind == "bool":
@@ -104,7 +123,7 @@ def _param_control(info_name: str, p) -> Any:
             min=int(p.minimum) if p.minimum is not None else -(10**9),
             max=int(p.maximum) if p.maximum is not None else 10**9,
         )
-    if p.kind == "float" and (p.default == 0 or abs(float(p.default)) >= 0.01):
+    if p.kind == "float" and not typed and not _is_tiny(p):
         lo = p.minimum if p.minimum is not None else -1e9
         if p.exclusive_minimum:
             lo = lo + 1e-3
@@ -136,6 +155,44 @@ def _param_value(widget, p) -> Any:
         ) from None
 
 
+_TIME_NAMES = ("t", "time", "frame", "frames", "timepoint")
+_Z_NAMES = ("z", "depth", "plane", "slice")
+
+
+def _stack_default(layer, viewer) -> tuple[str, str]:
+    """``(stack_mode, hint)`` for a labels layer of 3 or more dimensions.
+
+    The leading axis (of the last three) is time when the layer or the viewer labels it so
+    (``t``, ``time``, ``frame``...), z when labelled ``z`` or given a scale of its own;
+    unlabelled with equal scales the data cannot tell: a volume, with a hint to choose
+    frames for a time-lapse.
+    """
+    lead = layer.ndim - 3
+    known = _TIME_NAMES + _Z_NAMES
+    layer_names = [str(n).lower() for n in getattr(layer, "axis_labels", ())]
+    viewer_names = [str(n).lower() for n in viewer.dims.axis_labels][-layer.ndim :]
+    name = next(
+        (
+            names[lead]
+            for names in (layer_names, viewer_names)
+            if len(names) == layer.ndim and names[lead] in known
+        ),
+        "",
+    )
+    axis = f"axis {lead}"
+    if name in _TIME_NAMES:
+        return "frames", f"{axis} is '{name}': each 2D frame is its own image."
+    if name in _Z_NAMES:
+        return "volume", f"{axis} is '{name}': distances are 3D (in world units)."
+    scale = [float(v) for v in layer.scale][-3:]
+    if scale[0] != scale[1] and scale[1] == scale[2]:
+        return "volume", f"{axis} has a scale of its own ({scale[0]:g}): read as z."
+    return (
+        "volume",
+        f"{axis} read as z (3D distances); for a 2D + time stack choose 'independent 2D frames'.",
+    )
+
+
 def _device_choices() -> list[str]:
     # torch is imported here, not at the top: it is slow to import and only the device
     # list needs it (the computation itself goes through core, which imports it lazily)
@@ -160,8 +217,11 @@ class LossLensControls(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=False)
+        # scrollable: the controls are taller than a laptop screen (768 px)
+        super().__init__(labels=True, scrollable=True)
         self._viewer = viewer
+        scroll = self.root_native_widget
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
 
         # inputs
         self.labels_layer = ComboBox(
@@ -184,14 +244,17 @@ class LossLensControls(Container):
         )
         self._param_widgets: dict[str, dict[str, Any]] = {}
         param_boxes = []
+        typed = _typed_names(self._losses)
         for key, info in self._losses.items():
             controls = {
-                p.name: _param_control(key, p)
+                p.name: _param_control(key, p, p.name in typed)
                 for p in info.params
                 if p.gui and p.name not in WEIGHT_PARAMS
             }
             self._param_widgets[key] = controls
-            box = Container(name=f"{key}_params", widgets=list(controls.values()), labels=True)
+            box = Container(
+                name=f"{key}_params", label=" ", widgets=list(controls.values()), labels=True
+            )
             box.margins = (0, 0, 0, 0)
             param_boxes.append(box)
         # the U-Net weight map
@@ -237,6 +300,7 @@ class LossLensControls(Container):
                 ("independent 2D frames", "frames"),
             ],
         )
+        self.stack_hint = Label(name="stack_hint", value="", label=" ", visible=False)
         self.current_slice = CheckBox(name="current_slice", text="current slice only")
         self.threshold = FloatSpinBox(
             name="threshold",
@@ -250,8 +314,8 @@ class LossLensControls(Container):
         )
         # hot-spots
         self.hotspot_k = SpinBox(name="hotspot_k", label="hot-spots", value=10, min=1, max=200)
-        self.hotspot_prev = PushButton(name="hotspot_prev", text="◀ previous hot-spot")
-        self.hotspot_next = PushButton(name="hotspot_next", text="next hot-spot ▶")
+        self.hotspot_prev = PushButton(name="hotspot_prev", text="◀ previous")
+        self.hotspot_next = PushButton(name="hotspot_next", text="next ▶")
         self.hotspot_info = Label(name="hotspot_info", value="", label=" ")
         # run, and the slots the presentation fills
         self.compute_button = PushButton(name="compute_button", text="Compute")
@@ -284,6 +348,7 @@ class LossLensControls(Container):
                 self.outputs,
                 self.threshold,
                 self.stack_mode,
+                self.stack_hint,
                 self.current_slice,
                 self.device,
                 self.hotspot_k,
@@ -302,9 +367,38 @@ class LossLensControls(Container):
                 self.histogram,
             ]
         )
+        for combo in self.root_native_widget.widget().findChildren(QComboBox):
+            # as wide as 10 characters, not as the longest choice (a loss's title, a
+            # layer's name): the dock stays narrow and the canvas keeps its room
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(10)
+        for label in (self.status, self.hotspot_info, self.stack_hint):
+            # a long message wraps instead of widening the dock (and squeezing the canvas)
+            label.native.setWordWrap(True)
+            label.native.setSizePolicy(
+                QSizePolicy.Policy.Ignored, QSizePolicy.Policy.MinimumExpanding
+            )
         self._show_loss_params()
+        self._fit_timer = QTimer(self.root_native_widget)  # dies with the widget
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.timeout.connect(self._fit_dock)
+        self._fit_timer.start(0)  # once docked and polished (sizes are known then)
         self.loss.changed.connect(self._show_loss_params)
         self.class_weights.changed.connect(self._on_class_weights_changed)
+        self.prediction_layer.changed.connect(self._on_prediction_changed)
+        self.labels_layer.changed.connect(self._suggest_stack_mode)
+        self._suggest_stack_mode(self.labels_layer.value)
+
+    @property
+    def native(self):
+        """The scroll area around the controls: what napari docks.
+
+        magicgui's ``native`` of a scrollable container is the inner widget, and napari
+        docks ``native``; the inner widget would leave its scroll area behind.
+        """
+        return self.root_native_widget
 
     # ---------------------------------------------------------------- layer choices
 
@@ -338,11 +432,25 @@ class LossLensControls(Container):
 
     def reset_choices(self, *_):
         super().reset_choices()
-        # a layer chosen as the prediction should not also be the "image"
+        self._on_prediction_changed()
+
+    def _on_prediction_changed(self, *_):
+        """A layer chosen as the prediction is not also the optional "image"."""
         pred = self.prediction_layer.value
         if self.image_layer.value is None or self.image_layer.value is pred:
             others = [layer for _, layer in self._image_choices() if layer is not pred]
             self.image_layer.value = others[0] if others else None
+
+    def _suggest_stack_mode(self, layer=None, *_):
+        """For a stack, read the leading axis as time (independent frames) when it is
+        labelled so, else as z (a volume), and say which in a hint under the choice."""
+        if layer is None or layer.ndim < 3:
+            self.stack_hint.visible = False
+            return
+        mode, hint = _stack_default(layer, self._viewer)
+        self.stack_mode.value = mode
+        self.stack_hint.value = hint
+        self.stack_hint.visible = True
 
     # ------------------------------------------------------------------- controls
 
@@ -375,6 +483,26 @@ class LossLensControls(Container):
             self[f"{key}_params"].visible = key == self.loss.value and bool(
                 self._param_widgets[key]
             )
+        self._fit_width()
+
+    def _fit_dock(self) -> None:
+        """Once, after docking: the dock about as narrow as the controls allow (napari
+        sized it before the controls were polished, from their wider unpolished hints)."""
+        self._fit_width()
+        scroll = self.root_native_widget
+        dock = scroll.parent()
+        window = dock.parent() if isinstance(dock, QDockWidget) else None
+        if isinstance(window, QMainWindow):
+            dock.setMinimumWidth(scroll.minimumWidth())  # napari copied the unpolished one
+            width = scroll.minimumWidth() + 10  # narrow: the canvas is what matters
+            window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+
+    def _fit_width(self) -> None:
+        """The scroll area as narrow as the rows shown allow (magicgui fixed its minimum
+        while the rows were added, every loss's parameters included)."""
+        inner = self.root_native_widget.widget()
+        inner.layout().activate()
+        self.root_native_widget.setMinimumWidth(inner.minimumSizeHint().width() + 20)
 
     def _on_class_weights_changed(self, value):
         custom = value == "custom"

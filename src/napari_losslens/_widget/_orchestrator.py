@@ -12,6 +12,9 @@ workers. Its rules:
 - **Progress.** A computation that runs longer than
   :attr:`ComputeOrchestrator.PROGRESS_DELAY_MS` is reported as long (the presentation then
   shows a bar and the running step).
+- **Errors are handled here.** A worker's exception goes to the client once (which shows
+  one notification); it is never re-raised on the main thread, where it would reach
+  ``sys.excepthook`` (with PyQt6 and Python's default hook, that aborts the process).
 - **Closed means stopped.** After :meth:`~ComputeOrchestrator.shutdown` nothing starts until
   :meth:`~ComputeOrchestrator.reopen`; after :meth:`~ComputeOrchestrator.destroy` nothing
   ever does.
@@ -22,14 +25,14 @@ What to compute and what to do with results is not its business: it asks a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from napari.qt.threading import thread_worker
 from qtpy.QtCore import QObject, QTimer
-from superqt.utils import qdebounced
+from superqt.utils import create_worker, qdebounced
 
-from .._compute import ComputeResult, Progress, run_steps
+from .._compute import ComputeResult, Progress, StepMemo, run_steps
 
 __all__ = ["Client", "ComputeOrchestrator"]
 
@@ -39,6 +42,10 @@ class Client(Protocol):
 
     def read_request(self) -> tuple[Any, Any, Any]:
         """``(inputs, request, cache)`` now; raises an ``InputError`` when there is none."""
+
+    @property
+    def memo(self) -> StepMemo:
+        """The step memo that the computations share."""
 
     def on_request_failed(self, err: Exception) -> None:
         """:meth:`read_request` raised ``err``."""
@@ -55,8 +62,9 @@ class Client(Protocol):
     def on_progress_end(self) -> None:
         """The current computation ended, or was cancelled: no more progress to show."""
 
-    def on_result(self, inputs: Any, result: ComputeResult) -> None:
-        """The current computation's result (never a stale one)."""
+    def on_result(self, inputs: Any, result: ComputeResult, requested: float) -> None:
+        """The current computation's result (never a stale one); ``requested`` is the
+        ``time.perf_counter()`` of the change that asked for it."""
 
     def on_error(self, err: Exception) -> None:
         """The current computation raised ``err``."""
@@ -87,7 +95,8 @@ class ComputeOrchestrator:
         self.long_running = False  # the current worker was reported as long
         self.closed = False  # closed or out of its dock: no background work
         self.dead = False  # the Qt widget is gone: never again
-        self.start_soon: Callable[[], None] = qdebounced(self.start, timeout=debounce_ms)
+        self._requested: float | None = None  # when the first unserved change came
+        self._debounced_start: Callable[[], None] = qdebounced(self.start, timeout=debounce_ms)
         self._progress_timer = QTimer(parent)
         self._progress_timer.setSingleShot(True)
         self._progress_timer.timeout.connect(self._on_long_running)
@@ -111,6 +120,12 @@ class ComputeOrchestrator:
 
     # ---------------------------------------------------------------- control
 
+    def start_soon(self) -> None:
+        """Start once the changes stop for ``debounce_ms`` (live mode, edits)."""
+        if self._requested is None:
+            self._requested = time.perf_counter()
+        self._debounced_start()
+
     def start(self, *_) -> None:
         """Compute in a thread worker; this request supersedes every running one.
 
@@ -119,6 +134,8 @@ class ComputeOrchestrator:
         """
         if self.closed or self.dead:
             return
+        if self._requested is None:
+            self._requested = time.perf_counter()
         self.cancel()
         if len(self._workers) >= self.MAX_WORKERS:
             self.pending = True
@@ -154,7 +171,7 @@ class ComputeOrchestrator:
         """Stop all work (closed, or taken out of its dock); results on their way are
         dropped. Workers stop at the end of their current step."""
         self.closed = True
-        self.start_soon.cancel()
+        self._debounced_start.cancel()
         self.cancel()
         self.end_progress()
 
@@ -167,7 +184,7 @@ class ComputeOrchestrator:
         """The Qt widget is gone: stop all work, for good."""
         self.dead = True
         self.closed = True
-        self.start_soon.cancel()
+        self._debounced_start.cancel()
         self.cancel()
 
     # ---------------------------------------------------------------- workers
@@ -175,6 +192,8 @@ class ComputeOrchestrator:
     def _launch(self) -> None:
         self.pending = False
         generation = self._generation
+        requested = self._requested if self._requested is not None else time.perf_counter()
+        self._requested = None
         try:
             inputs, request, cache = self._client.read_request()
         except (ValueError, TypeError) as err:  # InputError is a ValueError
@@ -182,14 +201,20 @@ class ComputeOrchestrator:
             self._client.on_request_failed(err)
             return
 
-        @thread_worker(start_thread=False)
-        def work():
-            return (yield from run_steps(request, cache))
+        memo = self._client.memo
 
-        worker = work()
+        def work():
+            return (yield from run_steps(request, cache, memo))
+
+        # superqt's worker, not napari's: napari's relays every error to its notification
+        # manager (a second notification, with a traceback that prints the arrays), and
+        # without an ``errored`` handler at creation both re-raise it on the main thread
+        worker = create_worker(work, _start_thread=False, _ignore_errors=True)
         # the callbacks hold the generation, not the worker: no reference cycle
         worker.yielded.connect(lambda progress: self._on_yielded(generation, progress))
-        worker.returned.connect(lambda result: self._on_returned(generation, inputs, result))
+        worker.returned.connect(
+            lambda result: self._on_returned(generation, inputs, result, requested)
+        )
         worker.errored.connect(lambda err: self._on_errored(generation, err))
         worker.finished.connect(lambda: self._on_finished(generation))
         self._workers[generation] = worker
@@ -215,11 +240,11 @@ class ComputeOrchestrator:
         self.long_running = True
         self._client.on_long_running(self.step)
 
-    def _on_returned(self, generation: int, inputs, result: ComputeResult) -> None:
+    def _on_returned(self, generation: int, inputs, result, requested: float) -> None:
         if not self._current(generation) or result is None:
             return  # stale: a newer request superseded it, or the widget is gone
         self.end_progress()
-        self._client.on_result(inputs, result)
+        self._client.on_result(inputs, result, requested)
 
     def _on_errored(self, generation: int, err: Exception) -> None:
         if not self._current(generation):

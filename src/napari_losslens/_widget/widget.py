@@ -26,21 +26,50 @@ in ``compare_panel`` (:class:`~._compare_panel.ComparePanel`).
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
 from typing import Any
 
 import napari
+import numpy as np
 from magicgui.widgets import Label
 from qtpy.QtCore import QEvent, QObject
 
-from .. import _layers
-from .._compute import ComputeResult, DistanceCache, InputError, Progress, run
+from .. import _layers, core
+from .._compute import ComputeResult, DistanceCache, InputError, Progress, StepMemo, run
 from ._compare_panel import ComparePanel
-from ._controls import LossLensControls, MissingLayer
+from ._controls import LossLensControls
 from ._orchestrator import ComputeOrchestrator
 from ._presentation import Presenter
 
 __all__ = ["LossLensWidget"]
+
+
+_warm_up_started = threading.Event()
+
+
+def _warm_kernels() -> None:
+    """Compile the numba kernels and load torch's kernels on a tiny case, so that the
+    first real computation never waits for compilation (4-8 s on a fresh install)."""
+    labels = np.zeros((16, 16), np.int32)
+    labels[2:7, 2:7], labels[8:14, 8:14] = 1, 2
+    prediction = np.where(labels > 0, 0.8, 0.2).astype(np.float32)
+    try:
+        core.loss_map(prediction, labels, "unet_ce")
+    except Exception:  # a warm-up only: the real computation reports any problem
+        pass
+
+
+def warm_up_in_background() -> threading.Thread | None:
+    """Run :func:`_warm_kernels` in a daemon thread, once per process (None after that):
+    the widget appears at once, and the kernels are ready by the first computation."""
+    if _warm_up_started.is_set():
+        return None
+    _warm_up_started.set()
+    thread = threading.Thread(target=_warm_kernels, name="losslens-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 class _LifecycleFilter(QObject):
@@ -91,6 +120,7 @@ class LossLensWidget(LossLensControls):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
+        warm_up_in_background()
         # compare mode: several losses or two models side by side (its own worker)
         self.compare_panel = ComparePanel(viewer, self)
         self.extend(
@@ -98,6 +128,7 @@ class LossLensWidget(LossLensControls):
         )
         self._watched_labels = None
         self._labels_view = None
+        self._memo = StepMemo()  # the last output of each step, reused while inputs stand
         self._orchestrator = ComputeOrchestrator(self, self.native)
         self._presenter = Presenter(
             viewer, self, self.native, busy=lambda: self._orchestrator.busy
@@ -160,6 +191,11 @@ class LossLensWidget(LossLensControls):
         return _layers.distance_cache(layer) if layer is not None else DistanceCache()
 
     @property
+    def memo(self) -> StepMemo:
+        """The steps' last outputs, reused while their inputs do not change."""
+        return self._memo
+
+    @property
     def _pending(self) -> bool:
         return self._orchestrator.pending
 
@@ -183,15 +219,16 @@ class LossLensWidget(LossLensControls):
         Synchronous: for scripts, the console and tests. A running background computation
         is cancelled first.
         """
+        requested = time.perf_counter()
         self._orchestrator.cancel()
         self._orchestrator.end_progress()
         try:
             inputs, request, cache = self.read_request()
-            result = run(request, cache)
+            result = run(request, cache, self._memo)
         except (InputError, ValueError, TypeError) as err:
             self._presenter.fail(err)
             return None
-        self._presenter.apply(inputs, result)
+        self._presenter.apply(inputs, result, requested)
         return result
 
     def goto_hot_spot(self, i: int) -> None:
@@ -201,8 +238,10 @@ class LossLensWidget(LossLensControls):
     # ------------------------------------------- the orchestrator's client (Client)
 
     def on_request_failed(self, err: Exception) -> None:
-        if isinstance(err, MissingLayer) and self.live.value:
-            # a layer was just removed (or the viewer is closing): say it, no pop-up
+        if self.live.value and isinstance(err, InputError):
+            # live: every slider move would pop up the same dialog again (a layer that was
+            # just removed, a picker that fell back to a layer that does not fit): the
+            # status line says it, and the Compute button still shows a notification
             self._presenter.say(str(err))
         else:
             self._presenter.fail(err)
@@ -219,10 +258,10 @@ class LossLensWidget(LossLensControls):
     def on_progress_end(self) -> None:
         self._presenter.progress_end()
 
-    def on_result(self, inputs, result: ComputeResult) -> None:
+    def on_result(self, inputs, result: ComputeResult, requested: float) -> None:
         if any(layer not in self._viewer.layers for layer in inputs.layers):
             return  # an input layer was removed meanwhile
-        self._presenter.apply(inputs, result, histogram_delay=self.HISTOGRAM_DELAY_MS)
+        self._presenter.apply(inputs, result, requested, histogram_delay=self.HISTOGRAM_DELAY_MS)
 
     def on_error(self, err: Exception) -> None:
         self._presenter.fail(err)

@@ -1,0 +1,159 @@
+"""Benchmark: the Loss Lens widget's latency, measured the way a user feels it.
+
+Drives a real napari viewer (shown, under a virtual display when there is none) with the
+512x512 touching-nuclei sample and the widget docked, in live mode with the U-Net weighted
+cross-entropy, and measures the time from setting a slider value (w0 and σ in turn) to the
+weight-map layer's data changing:
+
+- with the default outputs (loss map, weight map, per-object statistics, hot-spots);
+- with the weight map alone;
+- the cold first compute: a fresh process opens the viewer and the widget (the kernels warm
+  up in the background meanwhile) and clicks Compute one second later, as a user would.
+
+Run from the repository root (a benchmark, not a test; about a minute):
+
+    python tests/benchmarks/bench_widget_latency.py
+    python tests/benchmarks/bench_widget_latency.py --changes 40
+
+Prints a Markdown table (median and max in ms); the numbers depend on the machine and its
+load, so compare rows measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+DEFAULT_OUTPUTS = ("loss_map", "weight_map", "object_stats", "hot_spots")
+
+
+def _ensure_display() -> subprocess.Popen | None:
+    """Start Xvfb when there is no display; return the process started (or None)."""
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        raise SystemExit("no display and no Xvfb: install xvfb or run under a display")
+    display = f":{90 + os.getpid() % 9}"
+    proc = subprocess.Popen(
+        [xvfb, display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    os.environ["DISPLAY"] = display
+    return proc
+
+
+def _open():
+    """A shown viewer with the sample and the docked widget, as ``losslens demo`` opens it."""
+    import napari
+
+    viewer = napari.Viewer(show=True, title="Loss Lens latency")
+    viewer.window.resize(1400, 900)
+    viewer.open_sample("napari-losslens", "touching_nuclei")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-losslens", "Loss Lens")
+    widget.loss.value = "unet_ce"
+    return viewer, widget
+
+
+def _process_until(condition, timeout: float = 30.0) -> bool:
+    from qtpy.QtWidgets import QApplication
+
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        QApplication.processEvents()
+        if condition():
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def _wait(seconds: float) -> None:
+    _process_until(lambda: False, seconds)
+
+
+def measure_live(widget, outputs, changes: int) -> list[float]:
+    """ms from each slider change to the weight-map layer's data change (live mode)."""
+    widget.live.value = False
+    widget.outputs.value = outputs
+    widget.w0.value, widget.sigma.value = 10.0, 5.0
+    widget.compute()  # distances cached, layers made: what a user has after a first run
+    layer = widget.layers["weight_map"]
+    changed: list[float] = []
+    layer.events.data.connect(lambda *_: changed.append(time.perf_counter()))
+    widget.live.value = True
+    _wait(0.5)
+    latencies = []
+    for i in range(changes):  # w0: 10 -> 10.5 -> 10 ..., σ: 5 -> 5.25 -> 5 ... in turn
+        back = (i // 2) % 2 == 1
+        changed.clear()
+        t0 = time.perf_counter()
+        if i % 2:
+            widget.sigma.value = 5.0 if back else 5.25
+        else:
+            widget.w0.value = 10.0 if back else 10.5
+        if not _process_until(lambda: bool(changed)):
+            raise SystemExit("the weight map did not change within 30 s")
+        latencies.append((changed[0] - t0) * 1000)
+        _process_until(lambda: not widget.workers, 30)
+        _wait(0.3)  # the histogram waits for a pause: let it draw, as between two moves
+    widget.live.value = False
+    return latencies
+
+
+def cold_first_compute() -> float:
+    """In this (fresh) process: open, wait a second, click Compute; ms to the layers."""
+    viewer, widget = _open()
+    _wait(1.0)
+    t0 = time.perf_counter()
+    widget.compute_button.clicked.emit()
+    _process_until(lambda: "weight_map" in widget.layers, 120)
+    ms = (time.perf_counter() - t0) * 1000
+    viewer.close()
+    return ms
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=20, help="slider changes per set")
+    parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    xvfb = _ensure_display()
+    try:
+        if args.cold:
+            print(f"{cold_first_compute():.0f}")
+            return
+        cold = subprocess.run(
+            [sys.executable, __file__, "--cold"], capture_output=True, text=True, check=True
+        )
+        cold_ms = float(cold.stdout.strip().splitlines()[-1])
+        viewer, widget = _open()
+        rows = []
+        for name, outputs in (
+            ("default outputs", DEFAULT_OUTPUTS),
+            ("weight map alone", ("weight_map",)),
+        ):
+            lat = measure_live(widget, outputs, args.changes)
+            rows.append((name, statistics.median(lat), max(lat)))
+        viewer.close()
+        print(f"512x512 sample, unet_ce, {args.changes} alternating w0/σ changes, live mode")
+        print()
+        print("| outputs | median (ms) | max (ms) |")
+        print("|---|---|---|")
+        for name, med, worst in rows:
+            print(f"| {name} | {med:.0f} | {worst:.0f} |")
+        print(f"| cold first compute (fresh process, Compute 1 s after opening) | {cold_ms:.0f} |")
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
