@@ -36,6 +36,7 @@ from .._compute import ComputeResult, DistanceCache, InputError, Progress, run
 from ._controls import LossLensControls, MissingLayer
 from ._orchestrator import ComputeOrchestrator
 from ._presentation import Presenter
+from ._recording import RecordingPanel
 
 __all__ = ["LossLensWidget"]
 
@@ -95,6 +96,7 @@ class LossLensWidget(LossLensControls):
             viewer, self, self.native, busy=lambda: self._orchestrator.busy
         )
         self._lifecycle = _LifecycleFilter(self)
+        self.append(RecordingPanel(viewer))  # issue 15: shown while a recording is open
         ref = weakref.ref(self)
 
         def on_destroyed(*_):
