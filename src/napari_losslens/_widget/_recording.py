@@ -107,6 +107,8 @@ class RecordingPanel(Container):
         panel.goto_object(0)  # the object that stayed wrong longest
     """
 
+    _EMPTY_TITLE = "hover over an object: its loss over the steps"
+
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
         self.recording_layer = ComboBox(
@@ -135,6 +137,7 @@ class RecordingPanel(Container):
                     layout="horizontal",
                     widgets=[self.wrong_prev, self.wrong_next],
                     labels=False,
+                    label=" ",
                 ),
                 self.wrong_info,
             ],
@@ -454,7 +457,8 @@ class RecordingPanel(Container):
         start, stop = (np.asarray(b, float) for b in obj.bbox)
         extent = float(np.max(((stop - start) * scale)[-2:]))
         canvas = tuple(getattr(getattr(viewer, "canvas", None), "size", (600, 600)))
-        camera.zoom = 0.25 * min(canvas) / max(extent, 10.0 * float(scale[-1]))
+        # the object and its neighbourhood: eight times its size, at least 64 pixels across
+        camera.zoom = min(canvas) / max(8.0 * extent, 64.0 * float(scale[-1]))
         self._touring = True
         try:
             self.wrong_list.value = [i]
@@ -483,15 +487,21 @@ class RecordingPanel(Container):
         layout.addWidget(canvas)
         axes = figure.subplots()
         axes.tick_params(labelsize=7)
+        axes.set_title(self._EMPTY_TITLE, fontsize=8)
+        self._empty_plot = True
         return figure, canvas, axes
 
     def _draw_curve(self) -> None:
         ax = self._axes
+        data = self._data
+        empty = data is None or self._object is None or not len(data["steps"])
+        if empty and self._empty_plot:
+            return  # nothing to redraw (and no redraw queued for a canvas about to go)
         ax.clear()
         ax.tick_params(labelsize=7)
-        data = self._data
-        if data is None or self._object is None or not len(data["steps"]):
-            ax.set_title("hover over an object: its loss over the steps", fontsize=8)
+        self._empty_plot = empty
+        if empty:
+            ax.set_title(self._EMPTY_TITLE, fontsize=8)
             self._canvas.draw_idle()
             return
         steps = data["steps"]
@@ -510,7 +520,7 @@ class RecordingPanel(Container):
             ax.axvline(steps[self._step_index], color="0.3", lw=0.8, ls="--", label="_step")
         ax.set_title(f"object {self._object}: mean loss over the steps", fontsize=8)
         ax.set_xlabel("training step", fontsize=7)
-        ax.legend(fontsize=6, loc="upper right")
+        ax.legend(fontsize=6, loc="best")
         self._canvas.draw_idle()
 
     @property
