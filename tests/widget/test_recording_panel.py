@@ -256,3 +256,38 @@ def test_the_panel_lets_go_of_the_viewer_when_destroyed(make_napari_viewer, qtbo
     viewer.dims.set_current_step(0, 2)  # no handler left: nothing raises, nothing changes
     viewer.cursor.position = (0, 15, 40)
     assert target.features.equals(before)
+
+
+def test_a_refresh_of_a_store_that_is_gone_says_so(opened, messages):
+    viewer, panel, path = opened
+    moved = path.with_name("moved.losslens.zarr")
+    path.rename(moved)
+    assert panel.refresh() == {}
+    assert panel.recording_info.value.startswith("⚠ Loss Lens: cannot refresh the recordings")
+    assert str(path) in panel.recording_info.value
+    assert [kind for kind, _ in messages] == ["error"]
+    # what was shown stays
+    assert [o.id for o in panel.ranking] == [2, 3, 1]
+
+
+def test_a_3d_recording_tours_to_the_object_plane(make_napari_viewer, qtbot, tmp_path):
+    target = np.zeros((8, 20, 30), np.int32)
+    target[1:3, 2:8, 3:9] = 1  # learnt at once
+    target[4:7, 10:18, 15:27] = 2  # stays wrong
+    pred = np.where(target == 1, 0.95, np.where(target == 2, 0.3, 0.05)).astype(np.float32)
+    path = tmp_path / "vol.losslens.zarr"
+    with LossRecorder(path, loss="bce", ndim=3, names=["vol"]) as rec:
+        for step in (0, 5):
+            rec.record(step, (target > 0).astype(np.float32), pred, target)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-losslens")
+    panel = RecordingPanel(viewer)
+    _wait_loaded(qtbot, panel)
+    assert [o.id for o in panel.ranking] == [2, 1]
+    panel.goto_object(0)
+    # the plane of object 2's centroid (z = 5) is shown, centred on its (y, x) centroid
+    assert viewer.dims.point[1] == pytest.approx(5.0)
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], (13.5, 20.5))
+    viewer.cursor.position = (0, 2, 4, 5)  # step, z, y, x: inside object 1
+    assert panel.curve_object == 1
+    np.testing.assert_allclose(panel.curve_line.get_ydata(), [-np.log(0.95)] * 2, rtol=1e-5)
