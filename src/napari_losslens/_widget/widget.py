@@ -42,6 +42,7 @@ from ._compare_panel import ComparePanel
 from ._controls import LossLensControls
 from ._orchestrator import ComputeOrchestrator
 from ._presentation import Presenter
+from ._recording import RecordingPanel
 
 __all__ = ["LossLensWidget"]
 
@@ -134,6 +135,7 @@ class LossLensWidget(LossLensControls):
             viewer, self, self.native, busy=lambda: self._orchestrator.busy
         )
         self._lifecycle = _LifecycleFilter(self)
+        self.append(RecordingPanel(viewer))  # issue 15: shown while a recording is open
         ref = weakref.ref(self)
 
         def on_destroyed(*_):
