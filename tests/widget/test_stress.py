@@ -49,7 +49,6 @@ def test_burst_of_changes_shows_the_last_parameters(widget, sample_viewer, qtbot
     widget.live.value = True
     most_workers = most_threads = 0
     w0, sigma = widget.w0.value, widget.sigma.value
-    started = time.perf_counter()
     for i in range(100):
         if i % 10 == 5:
             sigma = 2.5 + (i // 10) % 3  # 2.5, 3.5, 4.5: within the cached radius
@@ -60,10 +59,8 @@ def test_burst_of_changes_shows_the_last_parameters(widget, sample_viewer, qtbot
         qtbot.wait(2 + (i % 4) * 6)  # 2-20 ms apart: some changes outlast the 15 ms debounce
         most_workers = max(most_workers, len(widget.workers))
         most_threads = max(most_threads, pool.activeThreadCount())
-    burst = time.perf_counter() - started
     qtbot.waitUntil(lambda: _all_done(widget), timeout=15_000)
     qtbot.wait(30)  # anything still queued lands now (and must not be stale)
-    assert burst < 4.0, burst  # 100 changes in about 1-2 s (longer on a busy machine)
     assert 1 <= most_workers <= widget.MAX_WORKERS
     assert most_threads <= widget.MAX_WORKERS
     assert (widget.w0.value, widget.sigma.value) == (w0, sigma)
