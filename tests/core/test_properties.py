@@ -185,3 +185,156 @@ def test_loss_functions_properties(case, loss):
 def test_documented_label_errors(labels, match):
     with pytest.raises(ValueError, match=match):
         unet_weight_map(labels, device="cpu")
+
+
+# --------------------------------------------------------------------------------------
+# Issue 10: input forms, byte orders, extreme numbers, dask masks
+# --------------------------------------------------------------------------------------
+
+FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MAX = float(np.finfo(np.float64).max)
+
+
+@st.composite
+def small_loss_cases(draw):
+    shape = (draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    pred = rng.choice([0.0, 1.0, 0.3, 0.999], shape) if draw(st.booleans()) else rng.random(shape)
+    target = np.where(rng.random(shape) < 0.4, rng.integers(1, 4, shape), 0)
+    mask = rng.random(shape) < 0.7 if draw(st.booleans()) else None
+    assume(mask is None or mask.any())
+    return pred, target, mask
+
+
+def _forms(a):
+    """The same array as nested lists, as a big-endian array, and as itself."""
+    if a is None:
+        return [None, None, None]
+    big = a.astype(a.dtype.newbyteorder(">"))
+    return [a.tolist(), big, a]
+
+
+@FAST
+@given(case=small_loss_cases(), loss=st.sampled_from(BINARY_LOSSES), form=st.integers(0, 2))
+def test_every_input_form_gives_the_numpy_result(case, loss, form):
+    pred, target, mask = case
+    want = loss_value(pred, target, loss, mask=mask, device="cpu")
+    p, t, m = (_forms(x)[form] for x in (pred, target, mask))
+    saved = [None if x is None else np.array(x, copy=True) for x in (p, t, m)]
+    got = loss_value(p, t, loss, mask=m, device="cpu")
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+    got_map = loss_map(p, t, loss, mask=m, device="cpu")
+    np.testing.assert_allclose(
+        got_map, loss_map(pred, target, loss, mask=mask, device="cpu"), rtol=1e-6, atol=1e-9
+    )
+    for x, before in zip((p, t, m), saved, strict=True):  # inputs are not modified
+        if x is not None:
+            assert np.array_equal(np.asarray(x), before)
+
+
+def _wide(lo_exp=-300, hi_exp=300):
+    """Positive floats from the smallest subnormal to the largest float, log-uniformly."""
+    return st.one_of(
+        st.sampled_from([5e-324, 1e-310, MAX, 1e308]),
+        st.floats(lo_exp, hi_exp).map(lambda e: 10.0**e),
+    )
+
+
+@FAST
+@given(
+    lab=label_images(),
+    spacing=_wide(),
+    sigma=_wide(),
+    w0=st.one_of(st.just(0.0), _wide()),
+    cw=st.one_of(st.none(), st.tuples(_wide(), _wide())),
+)
+def test_extreme_weight_map_numbers_give_a_finite_map_or_a_named_error(
+    lab, spacing, sigma, w0, cw
+):
+    import torch
+
+    assume(lab.ndim == 2 or lab.size <= 4096)
+    try:
+        w = unet_weight_map(
+            lab, spacing=spacing, sigma=sigma, w0=w0, class_weights=cw, dtype=torch.float64
+        )
+    except ValueError as err:  # only the documented range errors
+        assert "too large" in str(err) and ("w0" in str(err) or "class_weights" in str(err))
+        top = max(cw) if cw is not None else 1.0
+        assert w0 + top > MAX / 2
+        return
+    assert np.isfinite(w).all() and (w >= 0).all()
+    wc = class_weight_map(lab, cw, dtype=torch.float64)
+    assert (w >= wc).all() and (w <= wc + w0 * (1 + 1e-12)).all()
+
+
+@FAST
+@given(lab=label_images(), spacing=_wide())
+def test_extreme_spacings_scale_the_distances_or_name_the_spacing(lab, spacing):
+    import torch
+
+    assume(lab.ndim == 2 or lab.size <= 4096)
+    d1, d2 = cell_distances(lab, device="cpu", dtype=torch.float64)
+    try:
+        e1, e2 = cell_distances(lab, spacing=spacing, device="cpu", dtype=torch.float64)
+    except ValueError as err:
+        assert "spacing" in str(err) and "too large" in str(err)
+        return
+    finite = np.isfinite(d2)
+    assert np.array_equal(np.isfinite(e2), finite)
+    if spacing >= 1e-290:  # normal floats: a relative error of rounding only
+        np.testing.assert_allclose(e2[finite], d2[finite] * spacing, rtol=1e-12)
+        np.testing.assert_allclose(e1[np.isfinite(d1)], d1[np.isfinite(d1)] * spacing, rtol=1e-12)
+
+
+@st.composite
+def param_values(draw, loss):
+    out = {}
+    for p in available_losses()[loss].params:
+        if p.kind not in ("float", "int") or p.minimum is None or p.maximum is None:
+            continue
+        lo = 5e-324 if p.exclusive_minimum and p.minimum == 0 else p.minimum
+        out[p.name] = draw(st.one_of(st.sampled_from([lo, p.maximum]), st.floats(lo, p.maximum)))
+    return out
+
+
+@FAST
+@given(data=st.data(), loss=st.sampled_from(BINARY_LOSSES))
+def test_parameters_anywhere_in_range_give_finite_values_and_gradients(data, loss):
+    import torch
+
+    params = data.draw(param_values(loss))
+    case = data.draw(small_loss_cases())
+    pred, target, mask = case
+    logits = data.draw(st.booleans())
+    x = torch.tensor((pred - 0.5) * 2e4 if logits else pred, requires_grad=True)
+    value = loss_value(x, torch.from_numpy(target), loss, from_logits=logits, mask=mask, **params)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all(), (loss, params)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    case=small_loss_cases(),
+    loss=st.sampled_from(["bce", "dice", "focal", "jaccard", "unet_ce", "exp_log"]),
+    chunk=st.integers(1, 6),
+    bad=st.sampled_from([None, 2, 0.5, -1]),
+)
+def test_dask_masks_are_validated_and_counted_like_masks_in_memory(case, loss, chunk, bad):
+    da = pytest.importorskip("dask.array")
+    pred, target, mask = case
+    if mask is None:
+        mask = np.ones(target.shape, bool)
+    m = mask.astype(np.float64)
+    if bad is not None:
+        m.flat[0] = bad
+    lazy = (da.from_array(pred, chunks=chunk), da.from_array(target, chunks=chunk))
+    try:
+        want = loss_value(pred, target, loss, mask=m, device="cpu")
+    except ValueError as err:
+        with pytest.raises(ValueError, match=str(err).split(",")[0]):
+            loss_value(*lazy, loss, mask=da.from_array(m, chunks=chunk), device="cpu")
+        return
+    assert bad is None
+    got = loss_value(*lazy, loss, mask=da.from_array(m, chunks=chunk), device="cpu")
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-9)

@@ -7,6 +7,7 @@ The helpers here implement that contract once, so that each function only does i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,13 +15,19 @@ import numpy as np
 import torch
 
 __all__ = [
+    "MAX_SPACING_RATIO",
     "ArrayLike",
+    "as_tensor",
+    "check_dask_chunks",
+    "check_fits",
     "check_label_array",
+    "check_mask_dtype",
     "check_same_shape",
     "is_dask",
     "is_torch",
     "resolve_device",
     "result_dtype",
+    "spacing_in_units",
     "to_caller",
     "validate_labels",
     "validate_mask",
@@ -29,6 +36,10 @@ __all__ = [
 ]
 
 ArrayLike = Any  # numpy.ndarray | torch.Tensor | anything numpy.asarray accepts
+
+#: Spacing values may differ by at most this factor. Distances are computed in units of the
+#: largest spacing, and the square of the smallest must stay a normal float64 (> 1e-308).
+MAX_SPACING_RATIO = 1e150
 
 
 def is_torch(x: object) -> bool:
@@ -92,7 +103,11 @@ def result_dtype(*arrays: object, default: torch.dtype = torch.float32) -> torch
     for a in arrays:
         if a is None:
             continue
-        dt = a.dtype
+        dt = getattr(a, "dtype", None)
+        if dt is None:  # nested lists or tuples: the dtype numpy would give them
+            dt = np.asarray(a).dtype
+        if isinstance(dt, np.dtype):
+            dt = dt.newbyteorder("=")  # big-endian float64 is float64 too
         if dt in (np.float64, torch.float64):
             return torch.float64
     return default
@@ -117,6 +132,46 @@ def _to_tensor(x: ArrayLike, device: torch.device, dtype: torch.dtype | None = N
     if dtype is not None and t.dtype != dtype:
         t = t.to(dtype)
     return t.to(device)
+
+
+def as_tensor(x: ArrayLike, device: torch.device | None = None, dtype: torch.dtype | None = None):
+    """``x`` as a tensor (any byte order, nested lists, numpy or torch), optionally moved/cast.
+
+    numpy arrays are converted to native byte order first (torch refuses big-endian data);
+    float16 becomes float32, and unsigned types torch lacks become int64.
+    """
+    return _to_tensor(x, device if device is not None else torch.device("cpu"), dtype)
+
+
+def check_fits(values: dict[str, float], dtype: torch.dtype, what: str) -> None:
+    """Raise ``ValueError`` when the sum of ``values`` exceeds the largest ``dtype`` value.
+
+    ``values`` maps parameter names to the (non-negative) numbers whose sum bounds an output
+    (e.g. ``{"w0": w0, "class_weights": max(pair)}`` for the weight map). The message names
+    the parameter(s) and the usable range.
+    """
+    top = float(torch.finfo(dtype).max)
+    total = sum(values.values())
+    if total <= top:
+        return
+    too_big = [k for k, v in values.items() if v > top] or list(values)
+    names = " and ".join(too_big)
+    got = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+    raise ValueError(
+        f"{names} too large for a {str(dtype).replace('torch.', '')} {what}: "
+        f"{' + '.join(values)} must be at most {top:.4g}, got {got}; "
+        "use float64 (dtype=torch.float64, or float64 input) or smaller values"
+    )
+
+
+def check_dask_chunks(x: object, name: str) -> None:
+    """Raise ``ValueError`` for a dask array whose chunk sizes are unknown (NaN)."""
+    chunks = getattr(x, "chunks", ())
+    if any(isinstance(c, float) and c != c for axis in chunks for c in axis):
+        raise ValueError(
+            f"{name} is a dask array of unknown chunk sizes (shape {tuple(x.shape)}), e.g. "
+            f"after boolean indexing; call {name}.compute_chunk_sizes() first"
+        )
 
 
 def to_caller(t: torch.Tensor, like: object, dtype: torch.dtype | None = None):
@@ -225,26 +280,51 @@ def validate_labels(
 def validate_spacing(spacing: object, ndim: int) -> tuple[float, ...]:
     """Check ``spacing`` (``None`` means 1 per axis) and return it as a tuple of floats.
 
+    A number (Python, numpy or a 0-d array/tensor) applies to every axis; otherwise one value
+    per axis. Any finite positive float64 is accepted, from the smallest subnormal to the
+    largest float, as long as the values of one spacing lie within
+    :data:`MAX_SPACING_RATIO` of each other.
+
     Raises:
-        ValueError: wrong length, or a value that is not finite and positive.
+        ValueError: not numbers (a string, ...), wrong length, a value that is not finite
+            and positive, or values more than ``MAX_SPACING_RATIO`` apart.
     """
     if spacing is None:
         return (1.0,) * ndim
-    if np.isscalar(spacing):
-        values = (float(spacing),) * ndim
+    bad = ValueError(f"spacing must be numbers (one, or one per axis), got {spacing!r}")
+    if isinstance(spacing, (str, bytes)):
+        raise bad
+    try:
+        arr = np.asarray(spacing, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise bad from err
+    if arr.ndim == 0:
+        values = (float(arr),) * ndim
     else:
-        try:
-            values = tuple(float(s) for s in np.asarray(spacing, dtype=float).ravel())
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"spacing must be numbers, got {spacing!r}") from err
-        if len(values) != ndim:
+        values = tuple(float(s) for s in arr.ravel())
+        if arr.ndim != 1 or len(values) != ndim:
             raise ValueError(
-                f"spacing must have one value per axis ({ndim}), got {len(values)}: "
-                f"{tuple(spacing)}"
+                f"spacing must have one value per axis ({ndim}), got {len(values)}: {values}"
             )
-    if not all(np.isfinite(v) and v > 0 for v in values):
+    if not all(math.isfinite(v) and v > 0 for v in values):
         raise ValueError(f"spacing values must be finite and positive, got {values}")
+    if max(values) / min(values) > MAX_SPACING_RATIO:
+        raise ValueError(
+            f"spacing values must lie within a factor {MAX_SPACING_RATIO:g} of each other, "
+            f"got {values}"
+        )
     return values
+
+
+def spacing_in_units(spacing: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:
+    """``(unit, spacing / unit)`` with ``unit`` the largest value of a validated spacing.
+
+    Distances are computed in these units (every value in (0, 1], and its square a normal
+    float64), then scaled by ``unit``: no square of a huge or tiny spacing overflows or
+    underflows on the way.
+    """
+    unit = max(spacing)
+    return unit, tuple(s / unit for s in spacing)
 
 
 def validate_prediction(
@@ -291,25 +371,52 @@ def validate_prediction(
     return t
 
 
-def validate_mask(mask: ArrayLike | None, shape: tuple[int, ...], device: torch.device):
+def check_mask_dtype(dtype: object, name: str = "mask") -> None:
+    """Raise ``TypeError`` unless ``dtype`` is bool, integer or float (holding 0 and 1)."""
+    if isinstance(dtype, torch.dtype):
+        ok = not dtype.is_complex
+    else:
+        ok = np.dtype(dtype).kind in "biuf"
+    if not ok:
+        raise TypeError(f"{name} must be boolean (or hold 0 and 1), got dtype {dtype}")
+
+
+def validate_mask(
+    mask: ArrayLike | None,
+    shape: tuple[int, ...],
+    device: torch.device,
+    *,
+    require_any: bool = True,
+    name: str = "mask",
+):
     """Check an optional boolean mask of pixels that count; return a bool tensor or None.
 
+    ``require_any=False`` accepts a mask that counts no pixel (one block of a larger mask).
+
+    A mask is boolean, or numbers that are all 0 or 1 (integers or floats).
+
     Raises:
-        TypeError: the mask is not boolean (or 0/1 integers).
-        ValueError: the shape differs from ``shape``, or no pixel is counted.
+        TypeError: a dtype that is not bool, integer or float.
+        ValueError: the shape differs from ``shape``, a value other than 0 and 1, or (with
+            ``require_any``) no pixel is counted.
     """
     if mask is None:
         return None
     m = mask if is_torch(mask) else np.asarray(mask)
     if tuple(m.shape) != tuple(shape):
         raise ValueError(
-            f"mask and target must have the same shape, got {tuple(m.shape)} and {tuple(shape)}"
+            f"{name} and target must have the same shape, got {tuple(m.shape)} and {tuple(shape)}"
         )
+    check_mask_dtype(m.dtype, name)
     t = _to_tensor(m, device)
     if t.dtype != torch.bool:
-        if t.dtype.is_floating_point or not bool(((t == 0) | (t == 1)).all()):
-            raise TypeError(f"mask must be boolean (or 0/1 integers), got dtype {m.dtype}")
-        t = t.to(torch.bool)
-    if not bool(t.any()):
-        raise ValueError("mask excludes every pixel: at least one pixel must count")
+        is_01 = (t == 0) | (t == 1)
+        if not bool(is_01.all()):
+            bad = t[~is_01].flatten()[0].item()
+            raise ValueError(
+                f"{name} must be boolean or hold only 0 and 1, got dtype {m.dtype} holding {bad!r}"
+            )
+        t = t != 0
+    if require_any and not bool(t.any()):
+        raise ValueError(f"{name} excludes every pixel: at least one pixel must count")
     return t

@@ -23,10 +23,13 @@ import numpy as np
 import torch
 
 from ._arrays import (
+    check_dask_chunks,
+    check_mask_dtype,
     is_dask,
     resolve_device,
     result_dtype,
     validate_labels,
+    validate_mask,
     validate_prediction,
 )
 from .losses import LossContext
@@ -79,12 +82,28 @@ class _BlockContext(_GlobalSums, LossContext):
     """A :class:`~napari_losslens.core.losses.LossContext` of one block, with global sums."""
 
 
-def _prepare_dask(prediction, target, loss, mask, params):
+def _as_array(x):
+    """dask and numpy arrays as they are; nested lists (and CPU tensors) as numpy."""
+    return x if x is None or is_dask(x) or hasattr(x, "ndim") else np.asarray(x)
+
+
+def _prepare_dask(prediction, target, loss, mask, params, device=None):
     # dask is an optional dependency (the "zarr" extra); a dask array came in, so it is there
     import dask.array as da
 
     info = get_loss(loss)
     resolved = info.resolve_params(params)
+    resolve_device(device if device is not None else "cpu")  # refused now, not in a block
+    prediction, target, mask = _as_array(prediction), _as_array(target), _as_array(mask)
+    for x, name in ((prediction, "prediction"), (target, "target"), (mask, "mask")):
+        check_dask_chunks(x, name)
+    if mask is not None:
+        check_mask_dtype(mask.dtype, "mask")
+        if tuple(mask.shape) != tuple(target.shape):
+            raise ValueError(
+                f"mask and target must have the same shape, got {tuple(mask.shape)} and "
+                f"{tuple(target.shape)}"
+            )
     if info.multiclass and prediction.ndim == target.ndim + 1:
         raise ValueError("multi-class predictions are not supported on dask arrays yet")
     takes_spacing = any(p.kind == "spacing" for p in info.params)
@@ -104,7 +123,14 @@ def _prepare_dask(prediction, target, loss, mask, params):
     if mask is not None:
         arrays.append(da.asarray(mask).rechunk(pred.chunks))
     if info.name == "unet_ce":
-        w = resolved.pop("weight_map")
+        w = _as_array(resolved.pop("weight_map"))
+        if w is not None:
+            check_dask_chunks(w, "weight_map")
+            if tuple(w.shape) != tuple(target.shape):
+                raise ValueError(
+                    f"weight_map and target must have the same shape, got {tuple(w.shape)} "
+                    f"and {tuple(target.shape)}"
+                )
         if w is None:
             w = unet_weight_map_dask(
                 target,
@@ -132,8 +158,8 @@ def _block_setup(info, resolved, blocks, has_mask, from_logits, device, **sums_k
     labels = validate_labels(np.asarray(t), dev, name="target", ndims=None)
     pred = validate_prediction(np.asarray(p), dev, dtype, bool(from_logits))
     m = None
-    if has_mask:
-        m = torch.from_numpy(np.ascontiguousarray(blocks[2])).to(dev).to(torch.bool)
+    if has_mask:  # validated as in memory, except that one block may count no pixel
+        m = validate_mask(np.asarray(blocks[2]), tuple(labels.shape), dev, require_any=False)
     ctx = _BlockContext(pred, labels, bool(from_logits), m, dtype, **sums_kwargs)
     kw = dict(resolved)
     if info.name == "unet_ce":
@@ -194,9 +220,13 @@ def loss_map_dask(
     map itself is returned as a lazy dask array with the prediction's chunks, equal to the
     in-memory map.
     """
-    info, resolved, arrays, has_mask = _prepare_dask(prediction, target, loss, mask, params)
+    info, resolved, arrays, has_mask = _prepare_dask(
+        prediction, target, loss, mask, params, device
+    )
     sums, total = _first_pass(info, resolved, arrays, has_mask, from_logits, device)
-    out_dtype = np.float64 if np.dtype(arrays[0].dtype) == np.float64 else np.float32
+    out_dtype = (
+        np.float64 if np.dtype(arrays[0].dtype).newbyteorder("=") == np.float64 else np.float32
+    )
     global_sums = {"sums": sums, "total_count": total, "strict": True}
 
     def block_map(*blocks):
@@ -225,7 +255,14 @@ def loss_map_dask(
             out = differentiate(ctx.p.detach().requires_grad_(True), False)
         if ctx.mask is not None:
             out = torch.where(ctx.mask, out, torch.zeros_like(out))
-        return out.detach().cpu().numpy().astype(out_dtype, copy=False)
+        out = out.detach().cpu().numpy().astype(out_dtype, copy=False)
+        if not np.isfinite(out).all():
+            raise ValueError(
+                f"loss {info.name!r}: the {'gradient' if gradient else 'loss map'} does not "
+                f"fit {out_dtype.__name__} for these inputs and parameters; pass float64 "
+                "input or smaller parameter values"
+            )
+        return out
 
     return arrays[0].map_blocks(block_map, *arrays[1:], dtype=out_dtype)
 
@@ -243,13 +280,15 @@ def loss_value_dask(
     """:func:`~napari_losslens.core.maps.loss_value` of dask arrays (streams over blocks)."""
     import dask.array as da  # optional dependency, present since dask arrays came in
 
-    info, resolved, arrays, has_mask = _prepare_dask(prediction, target, loss, mask, params)
+    info, resolved, arrays, has_mask = _prepare_dask(
+        prediction, target, loss, mask, params, device
+    )
     if info.kind == "pixel":
         m = loss_map_dask(
             prediction, target, loss, from_logits=from_logits, mask=mask, device=device, **params
         )
         total = int(da.asarray(mask).sum().compute()) if has_mask else int(np.prod(m.shape))
-        return float(m.sum(dtype=np.float64).compute()) / total
+        return _finite_value(float(m.sum(dtype=np.float64).compute()) / total, info)
     sums, total = _first_pass(info, resolved, arrays, has_mask, from_logits, device)
     # a region loss is a function of the global sums: evaluate it on any one block
     first = [a.blocks[(0,) * a.ndim].compute() for a in arrays]
@@ -265,4 +304,13 @@ def loss_value_dask(
         strict=True,
     )
     with torch.no_grad():
-        return float(info.func(ctx, **kw))
+        return _finite_value(float(info.func(ctx, **kw)), info)
+
+
+def _finite_value(value: float, info) -> float:
+    if not np.isfinite(value):
+        raise ValueError(
+            f"loss {info.name!r}: the loss value is not finite for these inputs and "
+            "parameters; pass float64 input or smaller parameter values"
+        )
+    return value

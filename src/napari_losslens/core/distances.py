@@ -34,6 +34,7 @@ from . import _two_nearest_torch
 from ._arrays import (
     ArrayLike,
     resolve_device,
+    spacing_in_units,
     to_caller,
     validate_labels,
     validate_spacing,
@@ -52,6 +53,24 @@ def _check_max_distance(max_distance: float | None) -> float:
     if math.isnan(md) or md < 0:
         raise ValueError(f"max_distance must be >= 0 or None, got {max_distance!r}")
     return md
+
+
+def check_extent(shape: tuple[int, ...], spacing: tuple[float, ...], dtype: torch.dtype) -> None:
+    """Raise ``ValueError`` when distances across the image could exceed ``dtype``'s range.
+
+    The largest finite distance in an image is at most its diagonal,
+    sqrt(Σ((n_i − 1)·s_i)²); it must be a finite ``dtype`` value.
+    """
+    unit, sp = spacing_in_units(spacing)
+    diag = unit * math.sqrt(sum(((n - 1) * s) ** 2 for n, s in zip(shape, sp, strict=True)))
+    top = float(torch.finfo(dtype).max)
+    if diag > top:
+        raise ValueError(
+            f"spacing {spacing} is too large for a {tuple(shape)} image in "
+            f"{str(dtype).replace('torch.', '')}: distances reach {diag:.4g}, above the largest "
+            f"value {top:.4g}; spacing times the image diagonal (in pixels) must stay below it: "
+            "use a larger length unit or dtype=torch.float64"
+        )
 
 
 def _two_nearest(lab: torch.Tensor, spacing: tuple[float, ...], maxsq: float):
@@ -87,10 +106,14 @@ def two_nearest_cells(
     lab = validate_labels(labels, dev)
     sp = validate_spacing(spacing, lab.ndim)
     md = _check_max_distance(max_distance)
-    maxsq = md * md if math.isfinite(md) else math.inf
-    l1, v1, l2, v2 = _two_nearest(lab, sp, maxsq)
-    d1 = torch.sqrt(v1).to(dtype)
-    d2 = torch.sqrt(v2).to(dtype)
+    check_extent(tuple(lab.shape), sp, dtype)
+    # in units of the largest spacing (no square overflows or underflows), scaled back after
+    unit, sp_units = spacing_in_units(sp)
+    md_units = md / unit
+    maxsq = md_units * md_units if math.isfinite(md_units) else math.inf
+    l1, v1, l2, v2 = _two_nearest(lab, sp_units, maxsq)
+    d1 = (torch.sqrt(v1) * unit).to(dtype)
+    d2 = (torch.sqrt(v2) * unit).to(dtype)
     return (
         to_caller(l1, labels),
         to_caller(d1, labels),
@@ -123,7 +146,9 @@ def cell_distances(
         labels: 2D or 3D array of non-negative integer ids (numpy or torch; bool and floats
             holding integers are accepted). 0 is background; ids need not be contiguous.
         spacing: the pixel size along each axis (a number, or one per axis); default 1.
-            Distances are in these units.
+            Distances are in these units. Any positive float64 works (values within a
+            factor 1e150 of each other), as long as spacing times the image diagonal in
+            pixels fits ``dtype``.
         max_distance: report distances up to this value; beyond it (and where there is no
             first or second cell at all) the result is ``inf``. ``None`` means no limit.
             A finite limit makes the computation O(pixels · max_distance).
@@ -137,8 +162,8 @@ def cell_distances(
         compute device for torch input.
 
     Raises:
-        ValueError: labels not 2D/3D, negative or non-integer ids; bad spacing; negative
-            max_distance; unavailable device.
+        ValueError: labels not 2D/3D, negative or non-integer ids; bad spacing, or one whose
+            distances would not fit ``dtype``; negative max_distance; unavailable device.
         TypeError: non-numeric labels.
 
     Example:

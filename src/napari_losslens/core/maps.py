@@ -27,6 +27,7 @@ References: S. Jadon, "A survey of loss functions for semantic segmentation", IE
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ._arrays import (
@@ -79,10 +80,35 @@ def _zero_outside(ctx: LossContext, x: torch.Tensor) -> torch.Tensor:
 
 
 def _value(info, ctx: LossContext, params) -> torch.Tensor:
+    """The scalar loss, accumulated in float64 (``LossContext.sum``)."""
     out = info.func(ctx, **params)
     if info.kind == "pixel":
         return ctx.mean(out)
     return out
+
+
+def _finite(t: torch.Tensor, info, ctx: LossContext, params, what: str) -> torch.Tensor:
+    """``t`` in the context's dtype, or ``ValueError`` if it (or its cast) is not finite.
+
+    Inputs are finite and parameters in range when this runs, so a NaN or inf here means
+    the result does not fit the dtype (e.g. float32 logits of 1e38 with ``beta=1e6``).
+    """
+    if t.dtype != ctx.dtype:
+        t = t.to(ctx.dtype)
+    with torch.no_grad():
+        ok = bool(torch.isfinite(t).all())
+    if not ok:
+        shown = ", ".join(
+            f"{k}={v!r}" for k, v in params.items() if not hasattr(v, "shape") and k != "spacing"
+        )
+        dtype = str(ctx.dtype).replace("torch.", "")
+        raise ValueError(
+            f"loss {info.name!r}: the {what} does not fit {dtype} for these inputs"
+            f"{' and parameters (' + shown + ')' if shown else ''}; its values exceed "
+            f"{float(torch.finfo(ctx.dtype).max):.4g}: pass float64 input or smaller "
+            "parameter values"
+        )
+    return t
 
 
 def loss_value(
@@ -130,8 +156,9 @@ def loss_value(
     info, resolved, ctx = _prepare(prediction, target, loss, from_logits, mask, device, params)
     value = _value(info, ctx, resolved)
     if is_torch(prediction):
-        return value
-    return float(value.detach())
+        return _finite(value, info, ctx, resolved, "loss value")
+    _finite(value.detach(), info, ctx, resolved, "loss value")
+    return float(value.detach())  # the float64 accumulation, not rounded to the input dtype
 
 
 def loss_map(
@@ -177,7 +204,7 @@ def loss_map(
             value = info.func(ctx.with_probabilities(p), **resolved)
             (grad,) = torch.autograd.grad(value, p, create_graph=keep_graph, allow_unused=True)
         out = _zero_outside(ctx, torch.zeros_like(p) if grad is None else grad)
-    return to_caller(out, prediction)
+    return to_caller(_finite(out, info, ctx, resolved, "loss map"), prediction)
 
 
 def gradient_map(
@@ -223,7 +250,9 @@ def gradient_map(
         (grad,) = torch.autograd.grad(value, x, allow_unused=True)
     if grad is None:
         grad = torch.zeros_like(x)
-    return to_caller(_zero_outside(ctx, grad), prediction)
+    return to_caller(
+        _finite(_zero_outside(ctx, grad), info, ctx, resolved, "gradient"), prediction
+    )
 
 
 def class_losses(
@@ -260,8 +289,7 @@ def class_losses(
     if not has_class_axis(prediction, target):
         raise ValueError(
             "class_losses needs a prediction with a leading class axis (one more axis "
-            f"than the target), got shapes {tuple(prediction.shape)} and "
-            f"{tuple(target.shape) if hasattr(target, 'shape') else ()}"
+            f"than the target), got shapes {_shape(prediction)} and {_shape(target)}"
         )
     info, resolved, ctx = _prepare(
         prediction, target, loss, from_logits, mask, device, {**params, "average": None}
@@ -271,4 +299,9 @@ def class_losses(
     for sub in class_contexts(ctx):
         out = base.func(sub, **resolved)
         values.append(sub.mean(out) if base.kind == "pixel" else out)
-    return to_caller(torch.stack(values), prediction)
+    out = _finite(torch.stack(values), info, ctx, resolved, "class losses")
+    return to_caller(out, prediction)
+
+
+def _shape(x: ArrayLike) -> tuple[int, ...]:
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)

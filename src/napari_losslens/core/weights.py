@@ -24,11 +24,15 @@ import torch
 
 from ._arrays import (
     ArrayLike,
+    as_tensor,
+    check_dask_chunks,
+    check_fits,
     check_label_array,
     check_same_shape,
     is_dask,
     is_torch,
     resolve_device,
+    spacing_in_units,
     to_caller,
     validate_labels,
     validate_spacing,
@@ -102,11 +106,43 @@ def border_term(d1: ArrayLike, d2: ArrayLike, *, w0: float = 10.0, sigma: float 
     """
     w0, sigma = _check_w0_sigma(w0, sigma)
     check_same_shape(d1, d2, "d1", "d2")
-    t1 = d1 if is_torch(d1) else torch.as_tensor(d1)
-    t2 = d2 if is_torch(d2) else torch.as_tensor(d2)
-    s = t1 + t2.to(t1.device)
-    b = w0 * torch.exp(-(s * s) / (2.0 * sigma * sigma))
-    return to_caller(b, d1)
+    t1 = d1 if is_torch(d1) else as_tensor(d1)
+    t2 = (d2 if is_torch(d2) else as_tensor(d2)).to(t1.device)
+    t1, t2 = _float_distances(t1, t2)
+    check_fits({"w0": w0}, t1.dtype, "border term")
+    return to_caller(_border(t1, t2, w0, sigma), d1)
+
+
+def _float_distances(t1: torch.Tensor, t2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances as floating tensors of one dtype (float32 unless one is float64)."""
+    dt = torch.float64 if torch.float64 in (t1.dtype, t2.dtype) else torch.float32
+    return t1.to(dt), t2.to(dt)
+
+
+def _border(t1: torch.Tensor, t2: torch.Tensor, w0: float, sigma: float) -> torch.Tensor:
+    """w0·exp(−((d1 + d2)/σ)²/2), exact for any σ in [0, inf] and any distances.
+
+    Computed as r = d1/σ + d2/σ, so that neither (d1 + d2)² nor σ² can overflow; in float64
+    when σ is outside the normal range of the distances' dtype. r = inf (no second cell, or
+    σ negligible) gives 0; σ = inf gives w0 wherever d2 is finite.
+    """
+    dtype = t1.dtype
+    if sigma == 0.0:  # σ below every distance (it underflowed in the caller's units)
+        r = torch.where(t1 + t2 > 0, math.inf, 0.0).to(dtype)
+    elif math.isinf(sigma):
+        r = torch.where(torch.isinf(t2) | torch.isinf(t1), math.inf, 0.0).to(dtype)
+    else:
+        fi = torch.finfo(dtype)
+        if fi.tiny <= sigma <= math.sqrt(fi.max):
+            # the common case, in place (one temporary): if d1 + d2 overflows here, then
+            # (d1 + d2)/σ > sqrt(max) and the border term is 0 either way
+            r = (t1 + t2) / sigma
+            if not r.requires_grad:  # in place: one temporary for the whole term
+                return r.mul_(r).mul_(-0.5).exp_().mul_(w0)
+        else:
+            a, b = (t1, t2) if fi.tiny <= sigma <= fi.max else (t1.double(), t2.double())
+            r = a / sigma + b / sigma
+    return (w0 * torch.exp(-0.5 * r * r)).to(dtype)
 
 
 def _parse_class_weights(class_weights) -> tuple[float, float] | str | None:
@@ -155,7 +191,14 @@ def balanced_class_weights(n: int, n_foreground: int) -> tuple[float, float]:
 def halo_pixels(radius: float, spacing, extra: int = 1) -> tuple[int, ...]:
     """Pixels per axis that hold every point within ``radius`` (in spacing units), plus
     ``extra`` (1 for rounding, 2 when touching cells are separated inside the tile)."""
-    return tuple((math.ceil(radius / s) if radius > 0 else 0) + extra for s in spacing)
+    out = []
+    for s in spacing:
+        q = radius / s if radius > 0 else 0.0  # inf when radius is huge or s tiny
+        out.append((math.ceil(q) if q < _MAX_HALO else _MAX_HALO) + extra)
+    return tuple(out)
+
+
+_MAX_HALO = 2**40  # more pixels than any axis has: the whole axis is the halo
 
 
 def class_weight_map(labels: ArrayLike, class_weights=None, *, dtype=torch.float32):
@@ -172,6 +215,7 @@ def class_weight_map(labels: ArrayLike, class_weights=None, *, dtype=torch.float
     dev = labels.device if is_torch(labels) else torch.device("cpu")
     lab = validate_labels(labels, dev, ndims=None)
     w_bg, w_fg = _class_weights_pair(lab > 0, class_weights)
+    check_fits({"class_weights": max(w_bg, w_fg)}, dtype, "class weight map")
     wc = torch.where(
         lab > 0,
         torch.tensor(w_fg, dtype=dtype, device=dev),
@@ -264,17 +308,28 @@ def weight_map_from_distances(
     w0, sigma = _check_w0_sigma(w0, sigma)
     check_same_shape(foreground, d1, "labels", "d1")
     check_same_shape(d1, d2, "d1", "d2")
-    t1 = d1 if is_torch(d1) else torch.as_tensor(d1)
+    t1 = d1 if is_torch(d1) else as_tensor(d1)
     dev = t1.device
-    t2 = (d2 if is_torch(d2) else torch.as_tensor(d2)).to(dev)
+    t2 = (d2 if is_torch(d2) else as_tensor(d2)).to(dev)
+    t1, t2 = _float_distances(t1, t2)
     fg = _foreground_mask(foreground, dev)
-    w_bg, w_fg = _class_weights_pair(fg, class_weights)
-    s = t1 + t2
-    border = w0 * torch.exp(-(s * s) / (2.0 * sigma * sigma))
+    pair = _class_weights_pair(fg, class_weights)
+    return to_caller(_weight_map(fg, t1, t2, w0, sigma, pair, background_only), d1)
+
+
+def _weight_map(fg, t1, t2, w0, sigma, pair, background_only) -> torch.Tensor:
+    """wc + border from distances (σ in the distances' units, possibly 0 or inf)."""
+    w_bg, w_fg = pair
+    check_fits({"w0": w0, "class_weights": max(w_bg, w_fg)}, t1.dtype, "weight map")
+    border = _border(t1, t2, w0, sigma)
     if background_only:
         border = torch.where(fg, torch.zeros_like(border), border)
-    w = border + torch.where(fg, w_fg, w_bg).to(border.dtype)
-    return to_caller(w, d1)
+    wc = torch.where(
+        fg,
+        torch.tensor(w_fg, dtype=border.dtype, device=border.device),
+        torch.tensor(w_bg, dtype=border.dtype, device=border.device),
+    )
+    return border + wc
 
 
 def unet_weight_map(
@@ -367,6 +422,14 @@ def unet_weight_map(
     sp = validate_spacing(spacing, len(shape))
     radius = cutoff_radius(w0, sigma)
     halo = halo_pixels(radius, sp, extra=2 if separate_touching else 1)
+    # balanced class weights are at most n/2
+    if cw is None:
+        top_cw = 1.0
+    elif cw == "balanced":
+        top_cw = math.prod(shape) / 2  # n / (2·n_class) is at most n/2
+    else:
+        top_cw = max(cw)
+    check_fits({"w0": w0, "class_weights": top_cw}, dtype, "weight map")
     budget = default_tile_voxels(math.prod(shape)) if tile_voxels is None else int(tile_voxels)
     if budget < 1:
         raise ValueError(f"tile_voxels must be a positive number of voxels, got {tile_voxels}")
@@ -491,22 +554,18 @@ def _weight_map_tiled(
         lab = validate_labels(labels[ext], dev)
         if separate:
             lab = _separate_touching(lab)
+        # distances and σ in units of the largest spacing: no square overflows/underflows
+        unit, sp_units = spacing_in_units(sp)
         if radius > 0:
-            _, v1, _, v2 = _two_nearest(lab, sp, radius * radius)
+            r_units = radius / unit
+            maxsq = r_units * r_units if math.isfinite(r_units) else math.inf
+            _, v1, _, v2 = _two_nearest(lab, sp_units, maxsq)
             d1 = torch.sqrt(v1[inner]).to(dtype)
             d2 = torch.sqrt(v2[inner]).to(dtype)
             del v1, v2
         else:
             d1 = d2 = torch.full(lab[inner].shape, math.inf, dtype=dtype, device=dev)
-        out[out_sl] = weight_map_from_distances(
-            lab[inner],
-            d1,
-            d2,
-            w0=w0,
-            sigma=sigma,
-            class_weights=pair,
-            background_only=background_only,
-        )
+        out[out_sl] = _weight_map(lab[inner] > 0, d1, d2, w0, sigma / unit, pair, background_only)
     return out
 
 
@@ -542,6 +601,8 @@ def unet_weight_map_dask(
     """
     w0, sigma = _check_w0_sigma(w0, sigma)
     cw = _parse_class_weights(class_weights)
+    check_dask_chunks(labels, "labels")
+    resolve_device(device if device is not None else "cpu")  # refused now, not in a block
     if labels.ndim not in (2, 3):
         raise ValueError(
             f"labels must be 2D or 3D (all axes spatial), got {labels.ndim}D with shape "
@@ -555,6 +616,7 @@ def unet_weight_map_dask(
         )
     if cw == "balanced":
         cw = balanced_class_weights(int(np.prod(lab.shape)), int((lab > 0).sum().compute()))
+    check_fits({"w0": w0, "class_weights": 1.0 if cw is None else max(cw)}, dtype, "weight map")
     depth = halo_pixels(cutoff_radius(w0, sigma), sp)
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
 

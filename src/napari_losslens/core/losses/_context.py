@@ -80,10 +80,15 @@ class LossContext:
         return torch.log1p(-self.p_clamped)
 
     def sum(self, x: torch.Tensor) -> torch.Tensor:
-        """Sum over the counted pixels."""
+        """Sum over the counted pixels, accumulated in float64 (a 0-d float64 tensor).
+
+        float32 terms of 1e37 over a million pixels would overflow a float32 sum; in float64
+        the sum, and the ratios and means built from it, stay finite and exact to float64
+        rounding. The loss is returned in the input's dtype at the end.
+        """
         if self.mask is None:
-            return x.sum()
-        return torch.where(self.mask, x, torch.zeros_like(x)).sum()
+            return x.sum(dtype=torch.float64)
+        return torch.where(self.mask, x, torch.zeros_like(x)).sum(dtype=torch.float64)
 
     @cached_property
     def count(self) -> int:

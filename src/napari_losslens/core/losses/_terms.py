@@ -19,6 +19,7 @@ __all__ = [
     "nonzero",
     "one_minus_ratio",
     "overlap_terms",
+    "p_pow",
     "safe_pow",
     "smooth_param",
 ]
@@ -51,11 +52,20 @@ def safe_pow(x: torch.Tensor, gamma: float, floor: float) -> torch.Tensor:
     return out + (x.clamp_min(0.0) ** gamma - out).detach()
 
 
+def p_pow(ctx: LossContext, gamma: float) -> torch.Tensor:
+    """p^γ with a finite gradient everywhere.
+
+    For γ < 1 the slope γ·p^(γ−1) is infinite at p = 0 (and NaN from logits where the
+    sigmoid underflows to 0): :func:`safe_pow` takes it at p = ε instead. For γ ≥ 1 the
+    plain power is exact and finite.
+    """
+    return ctx.p**gamma if gamma >= 1.0 else safe_pow(ctx.p, gamma, ctx.eps)
+
+
 def dice_score(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
     """(2Σpy + s) / (Σp^γ + Σy^γ + s) over the counted pixels."""
-    p = ctx.p
-    num = 2.0 * ctx.sum(p * ctx.y) + smooth
-    den = ctx.sum(p**gamma) + ctx.sum(ctx.y**gamma) + smooth
+    num = 2.0 * ctx.sum(ctx.p * ctx.y) + smooth
+    den = ctx.sum(p_pow(ctx, gamma)) + ctx.sum(ctx.y**gamma) + smooth
     return num / den
 
 
@@ -63,7 +73,7 @@ def dice_loss(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
     """1 − Dice as the registered ``dice`` loss computes it (0 for 0/0 with smooth=0)."""
     if smooth == 0.0:
         # 0/0 when both prediction and target are empty: define the loss as 0 there
-        den = ctx.sum(ctx.p**gamma) + ctx.sum(ctx.y**gamma)
+        den = ctx.sum(p_pow(ctx, gamma)) + ctx.sum(ctx.y**gamma)
         if float(den.detach()) == 0.0:
             return den * 0.0
     return 1.0 - dice_score(ctx, smooth, gamma)

@@ -22,11 +22,14 @@ functions for semantic segmentation", IEEE CIBCB 2020, and the papers cited on e
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy import ndimage
 
-from .._arrays import check_same_shape, is_torch, validate_spacing
+from .._arrays import as_tensor, check_same_shape, spacing_in_units, validate_spacing
+from ..distances import check_extent
 from ..registry import LossParam, register_loss
 from ..weights import unet_weight_map
 from ._context import LossContext
@@ -49,8 +52,30 @@ def _foreground(ctx: LossContext) -> np.ndarray:
     return (ctx.labels > 0).cpu().numpy()
 
 
-def _to_ctx(a: np.ndarray, ctx: LossContext) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=ctx.dtype, device=ctx.device)
+def _in_context(values: np.ndarray, ctx: LossContext, loss: str, params: str) -> torch.Tensor:
+    """A float64 distance term as a tensor of the context's dtype, refused if it overflows."""
+    t = torch.as_tensor(values, dtype=ctx.dtype, device=ctx.device)
+    if not bool(torch.isfinite(t).all()):
+        top = float(torch.finfo(ctx.dtype).max)
+        raise ValueError(
+            f"loss {loss!r}: with {params} the distance term reaches {float(np.max(values)):.4g}, "
+            f"above the largest {str(ctx.dtype).replace('torch.', '')} value {top:.4g}; use a "
+            "larger length unit (smaller spacing values) or float64 input"
+        )
+    return t
+
+
+def _two_sided_units(fg: np.ndarray, sp_units: tuple[float, ...]) -> np.ndarray:
+    if not fg.any() or fg.all():
+        return np.zeros(fg.shape)
+    return _edt(fg, sp_units) + _edt(~fg, sp_units)
+
+
+def _spacing_units(fg: np.ndarray, spacing, dtype=torch.float64):
+    """Validated spacing as (unit, spacing / unit), refused if distances overflow ``dtype``."""
+    sampling = validate_spacing(spacing, fg.ndim)
+    check_extent(fg.shape, sampling, dtype)
+    return spacing_in_units(sampling)
 
 
 def two_sided_distance(foreground: np.ndarray, spacing=None) -> np.ndarray:
@@ -62,16 +87,19 @@ def two_sided_distance(foreground: np.ndarray, spacing=None) -> np.ndarray:
 
     Args:
         foreground: bool array.
-        spacing: pixel size per axis (default 1).
+        spacing: pixel size per axis (default 1); distances are computed in units of its
+            largest value and scaled back, so any positive spacing whose distances fit
+            float64 works.
 
     Returns:
         float64 array of ``foreground.shape``.
+
+    Raises:
+        ValueError: bad spacing, or spacing times the image diagonal above the float64 range.
     """
     fg = np.asarray(foreground, dtype=bool)
-    sampling = validate_spacing(spacing, fg.ndim)
-    if not fg.any() or fg.all():
-        return np.zeros(fg.shape)
-    return _edt(fg, sampling) + _edt(~fg, sampling)
+    unit, sp_units = _spacing_units(fg, spacing)
+    return _two_sided_units(fg, sp_units) * unit
 
 
 def boundary_signed_distance(foreground: np.ndarray, spacing=None) -> np.ndarray:
@@ -84,14 +112,17 @@ def boundary_signed_distance(foreground: np.ndarray, spacing=None) -> np.ndarray
 
     Returns:
         float64 array of ``foreground.shape``.
+
+    Raises:
+        ValueError: bad spacing, or spacing times the image diagonal above the float64 range.
     """
     fg = np.asarray(foreground, dtype=bool)
-    sampling = validate_spacing(spacing, fg.ndim)
+    unit, sp_units = _spacing_units(fg, spacing)
     if not fg.any() or fg.all():
         return np.zeros(fg.shape)
-    outside = _edt(~fg, sampling)
-    inside = _edt(fg, sampling)
-    return np.where(fg, -(inside - min(sampling)), outside)
+    outside = _edt(~fg, sp_units)
+    inside = _edt(fg, sp_units)
+    return np.where(fg, -(inside - min(sp_units)), outside) * unit
 
 
 def distance_penalty_map(foreground: np.ndarray, spacing=None) -> np.ndarray:
@@ -101,17 +132,18 @@ def distance_penalty_map(foreground: np.ndarray, spacing=None) -> np.ndarray:
     pixel of the other class and d_max its largest value on that side: pixels next to the
     boundary get nearly 1, the innermost pixels 0 (the inverted, normalised distance map of
     Caliva et al. 2019 as implemented in Ma et al. 2020). All zeros when one class is absent.
+    φ does not change when the spacing is scaled, so any valid spacing works.
 
     Returns:
         float64 array of ``foreground.shape``.
     """
     fg = np.asarray(foreground, dtype=bool)
-    sampling = validate_spacing(spacing, fg.ndim)
+    _, sp_units = spacing_in_units(validate_spacing(spacing, fg.ndim))
     phi = np.zeros(fg.shape)
     if not fg.any() or fg.all():
         return phi
     for side in (fg, ~fg):
-        d = _edt(side, sampling)
+        d = _edt(side, sp_units)
         d_max = d[side].max()
         phi[side] = (d_max - d[side]) / d_max
     return phi
@@ -189,10 +221,19 @@ def _unet_ce(
         )
     else:
         check_same_shape(weight_map, ctx.labels, "weight_map", "target")
-        w = weight_map if is_torch(weight_map) else torch.as_tensor(weight_map)
-        w = w.to(device=ctx.device, dtype=ctx.dtype)
+        w = as_tensor(weight_map).to(device=ctx.device)
+        if w.dtype.is_complex or w.dtype == torch.bool:
+            raise TypeError(f"weight_map must be a real numeric array, got dtype {w.dtype}")
+        w = w.to(torch.float64)
         if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError("weight_map must be finite and >= 0")
+        top = float(torch.finfo(ctx.dtype).max)
+        if float(w.max()) > top:
+            raise ValueError(
+                f"weight_map values must fit {str(ctx.dtype).replace('torch.', '')} (at most "
+                f"{top:.4g}), got a maximum of {float(w.max()):.4g}; pass float64 input"
+            )
+        w = w.to(ctx.dtype)
     return w * bce_terms(ctx)
 
 
@@ -217,7 +258,7 @@ def _distance_penalized_ce(ctx: LossContext, spacing) -> torch.Tensor:
     φ = 0 for an empty or all-foreground target. Caliva et al. 2019.
     """
     phi = distance_penalty_map(_foreground(ctx), spacing)
-    return (1.0 + _to_ctx(phi, ctx)) * bce_terms(ctx)
+    return (1.0 + torch.as_tensor(phi, dtype=ctx.dtype, device=ctx.device)) * bce_terms(ctx)
 
 
 @register_loss(
@@ -243,8 +284,10 @@ def _boundary(ctx: LossContext, spacing) -> torch.Tensor:
     it with a region loss (Kervadec et al. use Dice). φ = 0 for an empty or all-foreground
     target.
     """
-    phi = boundary_signed_distance(_foreground(ctx), spacing)
-    return ctx.p * _to_ctx(phi, ctx)
+    fg = _foreground(ctx)
+    check_extent(fg.shape, validate_spacing(spacing, fg.ndim), ctx.dtype)
+    phi = boundary_signed_distance(fg, spacing)
+    return ctx.p * _in_context(phi, ctx, "boundary", f"spacing={spacing}")
 
 
 @register_loss(
@@ -270,7 +313,18 @@ def _hausdorff_dt(ctx: LossContext, alpha: float, spacing) -> torch.Tensor:
     (:func:`two_sided_distance`, in ``spacing`` units; 0 where a mask has no boundary).
     The distance maps are constants (no gradient), as in the paper.
     """
-    d_y = two_sided_distance(_foreground(ctx), spacing)
-    d_p = two_sided_distance((ctx.p.detach() > 0.5).cpu().numpy(), spacing)
-    dist = _to_ctx(d_p**alpha + d_y**alpha, ctx)
-    return (ctx.p - ctx.y) ** 2 * dist
+    fg = _foreground(ctx)
+    unit, sp_units = _spacing_units(fg, spacing)
+    d_y = _two_sided_units(fg, sp_units)
+    d_p = _two_sided_units((ctx.p.detach() > 0.5).cpu().numpy(), sp_units)
+    # (d·unit)^α = d^α · unit^α, with unit^α computed without overflowing on the way
+    log_scale = alpha * math.log(unit)
+    dist = d_p**alpha + d_y**alpha
+    with np.errstate(over="ignore", divide="ignore"):
+        if log_scale < 709.0:
+            dist = dist * math.exp(log_scale)
+        else:  # unit^α alone overflows float64, the product may not: in the log domain
+            dist = np.where(dist > 0, np.exp(np.log(dist) + log_scale), 0.0)
+    return (ctx.p - ctx.y) ** 2 * _in_context(
+        dist, ctx, "hausdorff_dt", f"spacing={spacing} and alpha={alpha}"
+    )

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._arrays import ArrayLike, is_torch
+from .._arrays import ArrayLike, check_fits, is_torch
 from ..registry import LossInfo, LossParam, register_loss
 from ._context import LossContext
 
@@ -214,6 +214,7 @@ def _class_weight_vector(
         )
     if not all(math.isfinite(v) and v >= 0 for v in values):
         raise ValueError(f"class weights must be finite and >= 0, got {tuple(values)}")
+    check_fits({"class_weights": max(values)}, ctx.dtype, "cross-entropy")
     return torch.tensor(values, dtype=ctx.dtype, device=ctx.device)
 
 
