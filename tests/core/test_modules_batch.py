@@ -27,7 +27,7 @@ NAMED = {
 BINARY = [n for n in available_losses() if n != "ce"]
 
 
-def _batch(n=3, shape=(20, 24), seed=0):
+def _batch(n=3, shape=(14, 16), seed=0):
     rng = torch.Generator().manual_seed(seed)
     labels = np.stack([touching_cells(shape, 4, 5.0, seed=seed + i) for i in range(n)])
     target = torch.from_numpy(labels.astype(np.int64))
@@ -193,7 +193,7 @@ def test_bad_batches_name_the_argument():
     with pytest.raises(ValueError, match=r"prediction must have the target's shape"):
         crit(logits[:, :, :-1], target)
     with pytest.raises(ValueError, match=r"mask and target must have the same shape"):
-        crit(logits, target, torch.ones(2, 20, 24, dtype=torch.bool))
+        crit(logits, target, torch.ones(2, 14, 16, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"target must have at least spatial_dims=3 axes"):
         modules.BCELoss(spatial_dims=3)(logits[0], target[0])
     with pytest.raises(ValueError, match=r"weight_map must have the target's shape"):

@@ -131,17 +131,22 @@ def loss_value(
         target: a binary mask or instance labels (foreground = ``target > 0``), same shape.
         loss: a name from :func:`~napari_losslens.core.registry.available_losses`.
         from_logits: the prediction holds logits (computed stably from them).
-        mask: optional bool array of the pixels that count.
+        mask: optional array of the pixels that count: bool, or numbers that are all 0 or 1.
         device: ``None``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         **params: the loss's parameters (see ``available_losses()[loss].params``).
 
     Returns:
-        A Python float for numpy input; a 0-d tensor (with autograd) for torch input.
+        A Python float for numpy input (the float64 accumulation); a 0-d tensor of the
+        prediction's dtype (with autograd) for torch input. Sums and means are accumulated
+        in float64 whatever the input's dtype.
 
     Raises:
         ValueError: shapes differ, NaN/inf in the prediction, probabilities outside [0, 1]
             without ``from_logits``, negative or non-integer target ids, an unknown loss,
-            a parameter out of range, an all-excluding mask, an unavailable device.
+            a parameter out of range, a mask holding values other than 0 and 1 or excluding
+            every pixel, an unavailable device, a dask array of unknown chunk sizes, a result
+            that does not fit the input's dtype (e.g. float32 logits of 1e37 with
+            ``beta=1e6``: pass float64).
         TypeError: an unknown parameter name, a non-numeric array.
 
     Example:
