@@ -175,3 +175,20 @@ def test_hypothesis_against_definition(lab, sp):
     spacing = tuple(sp if i % 2 else 1.0 for i in range(lab.ndim))
     got = cell_distances(lab, spacing=spacing, device="cpu", dtype=torch.float64)
     _assert_dist_equal(np.stack(got), np.stack(ref_distances(lab, spacing)))
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_two_nearest_cells_ids_are_int64_as_documented(as_torch):
+    """The CPU kernels work in int32; the ids come back int64, as from the torch path."""
+    lab = np.zeros((6, 9), np.uint16)
+    lab[1:3, 1:3] = 7
+    lab[3:5, 5:8] = 3
+    big = lab.astype(np.int64)
+    big[big == 3] = 2**40  # beyond int32: kept exactly
+    for labels, ids in ((lab, (7, 3)), (big, (7, 2**40))):
+        x = torch.from_numpy(labels) if as_torch else labels
+        id1, _, id2, _ = two_nearest_cells(x, device="cpu")
+        for got in (id1, id2):
+            assert got.dtype == (torch.int64 if as_torch else np.int64)
+        got_ids = set(np.asarray(id1).ravel()) | set(np.asarray(id2).ravel())
+        assert got_ids == {ids[0], ids[1]}

@@ -288,3 +288,21 @@ def test_from_distances_accepts_every_label_dtype(dtype):
     t = torch.from_numpy(lab.astype(dtype))
     got = weight_map_from_distances(t, torch.from_numpy(d1), torch.from_numpy(d2))
     np.testing.assert_array_equal(got.numpy(), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("background_only", [True, False])
+def test_cpu_fused_formula_equals_the_formula_on_the_distances(dtype, background_only):
+    """unet_weight_map's CPU path (one fused numba pass) against weight_map_from_distances
+    on cell_distances (torch ops), with class weights, anisotropic spacing, and in tiles."""
+    lab = touching_cells((40, 52), 14, 7.0, seed=31)
+    before = lab.copy()
+    sp, w0, sigma = (1.0, 0.7), 8.0, 3.0
+    kw = dict(w0=w0, sigma=sigma, class_weights=(0.5, 2.0), background_only=background_only)
+    d1, d2 = cell_distances(lab, spacing=sp, dtype=torch.float64)
+    want = weight_map_from_distances(lab, d1, d2, **kw)
+    for tiles in (None, 600):
+        got = unet_weight_map(lab, spacing=sp, device="cpu", dtype=dtype, tile_voxels=tiles, **kw)
+        assert got.dtype == (np.float32 if dtype == torch.float32 else np.float64)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * w0)
+    assert np.array_equal(lab, before)

@@ -357,12 +357,12 @@ def validate_prediction(
     if t.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(t.shape)}")
     with torch.no_grad():
-        finite = torch.isfinite(t)
-        if not bool(finite.all()):
-            n_bad = int((~finite).sum())
+        # one pass: min and max propagate NaN, so both are finite iff every value is
+        lo, hi = (float(v) for v in torch.aminmax(t.detach()))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            n_bad = int((~torch.isfinite(t)).sum())
             raise ValueError(f"{name} must be finite, got {n_bad} NaN or inf value(s)")
         if not from_logits:
-            lo, hi = float(t.min()), float(t.max())
             if lo < 0.0 or hi > 1.0:
                 raise ValueError(
                     f"{name} must hold probabilities in [0, 1], got values in "

@@ -414,9 +414,7 @@ def two_nearest_sq(labels: np.ndarray, spacing, maxsq: float):
 
 
 @njit(parallel=True, cache=True)
-def _border_map(
-    lab, v1, v2, w0, inv_two_sigma2, w_bg, w_fg, background_only, out
-):  # pragma: no cover
+def _border_map(lab, v1, v2, w0, inv_sigma, w_bg, w_fg, background_only, out):  # pragma: no cover
     n = lab.shape[0]
     for t in prange((n + 4095) // 4096):
         for i in range(t * 4096, min(n, (t + 1) * 4096)):
@@ -424,12 +422,13 @@ def _border_map(
             w = w_fg if fg else w_bg
             b = v2[i]
             if b < INF and not (fg and background_only):
-                s = math.sqrt(v1[i]) + math.sqrt(b)
-                w += w0 * math.exp(-(s * s) * inv_two_sigma2)
+                # r = (d1 + d2) / σ in float64: r² overflows to inf (term 0), never NaN
+                r = (math.sqrt(np.float64(v1[i])) + math.sqrt(np.float64(b))) * inv_sigma
+                w += w0 * math.exp(-0.5 * (r * r))
             out[i] = w
 
 
-def weight_map_sq(labels, v1, v2, w0, sigma, w_bg, w_fg, background_only=True):
+def weight_map_sq(labels, v1, v2, w0, sigma, w_bg, w_fg, background_only=True, dtype=np.float32):
     """The U-Net weight map from the squared distances of :func:`two_nearest_sq`, fused.
 
     .. math::
@@ -437,18 +436,19 @@ def weight_map_sq(labels, v1, v2, w0, sigma, w_bg, w_fg, background_only=True):
         w = w_c + w_0 \\exp\\left(-\\frac{(\\sqrt{v_1} + \\sqrt{v_2})^2}{2\\sigma^2}\\right)
 
     with ``w_c = w_fg`` on cells and ``w_bg`` on the background, and no border term where
-    ``v2`` is ``inf`` (or on cells with ``background_only``). One pass, float32 out:
-    the same values as :func:`napari_losslens.core.weights.weight_map_from_distances` on
-    ``sqrt(v1), sqrt(v2)``, without its temporaries.
+    ``v2`` is ``inf`` (or on cells with ``background_only``). One parallel pass, computed in
+    float64 and stored as ``dtype`` (float32 or float64): the values of
+    :func:`napari_losslens.core.weights.weight_map_from_distances` on ``sqrt(v1), sqrt(v2)``,
+    without its temporaries. ``sigma`` must be finite and > 0 (``1/sigma`` finite).
     """
     labels = np.ascontiguousarray(labels)
-    out = np.empty(labels.shape, np.float32)
+    out = np.empty(labels.shape, dtype)
     _border_map(
         labels.reshape(-1),
         np.ascontiguousarray(v1).reshape(-1),
         np.ascontiguousarray(v2).reshape(-1),
         float(w0),
-        1.0 / (2.0 * float(sigma) ** 2),
+        1.0 / float(sigma),
         float(w_bg),
         float(w_fg),
         bool(background_only),

@@ -15,13 +15,20 @@ its **two nearest distinct labels** instead of one. Keeping two is enough at eve
 label B were the third-best at some x' and still among the final two best at x, then the two
 labels that beat it at x' would beat it at x too (same offset added), a contradiction.
 
-Each pass scans outward from every pixel and stops once the offset term alone reaches the
-pixel's current second-best value (nothing further can enter the pair) or passes
-``max_distance``. With a finite ``max_distance`` every pass is O(pixels · max_distance); the
-U-Net weight map only needs d2 up to the cutoff radius of its border term, so it is fast.
+The first pass (along axis 0) is an O(n) scan per line: a position's two nearest distinct
+labels are among the nearest labelled pixel on each side and the nearest one on each side
+with a different label. Each later pass takes, per line, the lower envelope of the parabolas
+``f_i + s²(x - i)²`` of the positions' first entries (Felzenszwalb & Huttenlocher), which
+gives the nearest cell and d1; then, over each run of positions that share their nearest
+cell L, one lower envelope of the entries whose label is not L gives d2. With a finite
+``max_distance`` the d2 envelopes only look that far, and values beyond it are dropped, so
+the U-Net weight map, which needs distances only up to the cutoff radius of its border term,
+pays for no more. The proofs are in ``docs/math.md``.
 
-On the CPU the passes are numba kernels, parallel over lines; on other devices they are
-elementwise torch ops (:mod:`._two_nearest_torch`). Both give the same result.
+On the CPU the passes are numba kernels (:mod:`._two_nearest_numba`, parallel over lines,
+in place, 16 bytes per voxel: int32 ids and float32 squared distances); on other devices
+they are a few torch operations per pass (:mod:`._two_nearest_torch`). Both give the same
+cells, and distances equal to float32 rounding.
 """
 
 from __future__ import annotations
@@ -99,8 +106,9 @@ def two_nearest_cells(
     Like :func:`cell_distances`, and also returns which cells those are.
 
     Returns:
-        ``(id1, d1, id2, d2)``: int64 ids (0 where there is no such cell within
-        ``max_distance``) and distances (``inf`` there), in the caller's array kind.
+        ``(id1, d1, id2, d2)``: int64 ids on every device (0 where there is no such cell
+        within ``max_distance``; the CPU kernels work in int32 and the ids are widened on
+        return) and distances of ``dtype`` (``inf`` there), in the caller's array kind.
     """
     dev = resolve_device(device, labels)
     lab = validate_labels(labels, dev)
@@ -112,8 +120,12 @@ def two_nearest_cells(
     md_units = md / unit
     maxsq = md_units * md_units if math.isfinite(md_units) else math.inf
     l1, v1, l2, v2 = _two_nearest(lab, sp_units, maxsq)
-    d1 = (torch.sqrt(v1) * unit).to(dtype)
-    d2 = (torch.sqrt(v2) * unit).to(dtype)
+    l1, l2 = l1.to(torch.int64), l2.to(torch.int64)  # int32 from the CPU kernels
+    # the CPU kernels hold float32: scale in float64 (a huge or tiny unit would overflow or
+    # underflow in float32) unless nothing needs it
+    wide = v1.dtype if unit == 1.0 and dtype != torch.float64 else torch.float64
+    d1 = (torch.sqrt(v1.to(wide)) * unit).to(dtype)
+    d2 = (torch.sqrt(v2.to(wide)) * unit).to(dtype)
     return (
         to_caller(l1, labels),
         to_caller(d1, labels),
@@ -154,8 +166,10 @@ def cell_distances(
             A finite limit makes the computation O(pixels · max_distance).
         device: ``None`` (the tensor's device for torch input, otherwise CUDA when
             available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        dtype: floating dtype of the result (float32 by default). Distances are computed
-            in float64 and rounded once.
+        dtype: floating dtype of the result (float32 by default). On the CPU the squared
+            distances are held in float32 (envelope arithmetic in float64), elsewhere in
+            float64; the square root is taken once, so distances are exact to float32
+            rounding (relative error below 1e-7) whatever ``dtype``.
 
     Returns:
         ``(d1, d2)``, each of ``labels.shape``: numpy arrays for numpy input, tensors on the

@@ -546,6 +546,37 @@ def _class_weights_pair_tiled(labels, cw, separate, dev, budget):
     return balanced_class_weights(n, n_fg)
 
 
+def _fused_applies(lab: torch.Tensor, sigma: float, dtype: torch.dtype) -> bool:
+    """Whether the CPU kernels' fused formula computes this tile: CPU tensors, float32 or
+    float64 out, and 1/σ finite and > 0 (σ = 0 or inf go through :func:`_border`)."""
+    return (
+        lab.device.type == "cpu"
+        and dtype in (torch.float32, torch.float64)
+        and 0.0 < sigma < math.inf
+        and 0.0 < 1.0 / sigma < math.inf
+    )
+
+
+def _fused_weight_map(lab, v1, v2, w0, sigma, pair, background_only, dtype) -> torch.Tensor:
+    """wc + border from squared distances in one parallel numba pass (CPU tensors).
+
+    Same values as :func:`_weight_map` on ``sqrt(v1), sqrt(v2)`` (computed in float64 and
+    rounded once), without the int64 mask, sqrt, exp and where temporaries.
+    """
+    # numba is imported only when the CPU path runs, as in distances._two_nearest (about
+    # half a second that a GPU-only caller never pays); not a cycle: the kernels module
+    # imports nothing from the package.
+    from ._two_nearest_numba import weight_map_sq
+
+    w_bg, w_fg = pair
+    check_fits({"w0": w0, "class_weights": max(w_bg, w_fg)}, dtype, "weight map")
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    w = weight_map_sq(
+        lab.numpy(), v1.numpy(), v2.numpy(), w0, sigma, w_bg, w_fg, background_only, np_dtype
+    )
+    return torch.from_numpy(w)
+
+
 def _weight_map_tiled(
     labels, dev, budget, halo, sp, radius, pair, w0, sigma, background_only, separate, dtype
 ):
@@ -560,6 +591,18 @@ def _weight_map_tiled(
             r_units = radius / unit
             maxsq = r_units * r_units if math.isfinite(r_units) else math.inf
             _, v1, _, v2 = _two_nearest(lab, sp_units, maxsq)
+            if _fused_applies(lab, sigma / unit, dtype):
+                out[out_sl] = _fused_weight_map(
+                    lab[inner],
+                    v1[inner],
+                    v2[inner],
+                    w0,
+                    sigma / unit,
+                    pair,
+                    background_only,
+                    dtype,
+                )
+                continue
             d1 = torch.sqrt(v1[inner]).to(dtype)
             d2 = torch.sqrt(v2[inner]).to(dtype)
             del v1, v2

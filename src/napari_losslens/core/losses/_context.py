@@ -28,6 +28,7 @@ class LossContext:
         input: the prediction as given (probabilities, or logits when ``from_logits``).
         from_logits: whether ``input`` holds logits.
         labels: the target as int64 ids (instance labels or a 0/1 mask).
+        fg: the binary target ``labels > 0`` (bool).
         y: the binary target ``labels > 0`` in the prediction's dtype.
         mask: bool tensor of counted pixels, or None (all count).
         multiclass: ``input`` has a leading class axis (``input.ndim == labels.ndim + 1``);
@@ -43,7 +44,16 @@ class LossContext:
         self.dtype = dtype
         self.device = input.device
         self.multiclass = input.ndim == labels.ndim + 1
-        self.y = (labels > 0).to(dtype)
+
+    @cached_property
+    def fg(self) -> torch.Tensor:
+        """The binary target ``labels > 0`` as a bool tensor."""
+        return self.labels > 0
+
+    @cached_property
+    def y(self) -> torch.Tensor:
+        """The binary target ``labels > 0`` in the prediction's dtype."""
+        return self.fg.to(self.dtype)
 
     @cached_property
     def eps(self) -> float:
@@ -61,6 +71,8 @@ class LossContext:
     def p_clamped(self) -> torch.Tensor:
         """p clamped to [ε, 1 − ε]; the gradient passes straight through the clamp."""
         p = self.p
+        if not p.requires_grad:  # no gradient to pass through: the clamp alone, one pass
+            return p.clamp(self.eps, 1.0 - self.eps)
         return p + (p.clamp(self.eps, 1.0 - self.eps) - p).detach()
 
     @cached_property
@@ -84,8 +96,12 @@ class LossContext:
 
         float32 terms of 1e37 over a million pixels would overflow a float32 sum; in float64
         the sum, and the ratios and means built from it, stay finite and exact to float64
-        rounding. The loss is returned in the input's dtype at the end.
+        rounding. The loss is returned in the input's dtype at the end. A bool ``x`` is
+        counted (its True pixels), exactly, without a float map.
         """
+        if x.dtype == torch.bool:  # a count (e.g. of foreground pixels): exact in int64
+            counted = x if self.mask is None else x & self.mask
+            return counted.sum().to(torch.float64)
         if self.mask is None:
             return x.sum(dtype=torch.float64)
         return torch.where(self.mask, x, torch.zeros_like(x)).sum(dtype=torch.float64)
@@ -93,7 +109,7 @@ class LossContext:
     @cached_property
     def count(self) -> int:
         """Number of counted pixels."""
-        return int(self.mask.sum()) if self.mask is not None else self.y.numel()
+        return int(self.mask.sum()) if self.mask is not None else self.labels.numel()
 
     def mean(self, x: torch.Tensor) -> torch.Tensor:
         """Mean over the counted pixels."""

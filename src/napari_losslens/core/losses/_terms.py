@@ -32,6 +32,7 @@ __all__ = [
     "safe_pow",
     "smooth_param",
     "total_or_masked",
+    "y_pow_sum",
 ]
 
 
@@ -47,8 +48,14 @@ def smooth_param(default: float = 1e-6) -> LossParam:
 
 
 def bce_terms(ctx: LossContext, beta: float = 1.0) -> torch.Tensor:
-    """Per-pixel −β·y·log p − (1 − y)·log(1 − p)."""
-    return -(beta * ctx.y * ctx.log_p + (1.0 - ctx.y) * ctx.log_1mp)
+    """Per-pixel −β·y·log p − (1 − y)·log(1 − p).
+
+    y is 0 or 1, so this is −β·log p on the foreground and −log(1 − p) elsewhere: one
+    ``where`` (same values and gradients as the products, both logs being finite) instead
+    of four products and sums over the whole map.
+    """
+    log_p = ctx.log_p if beta == 1.0 else beta * ctx.log_p
+    return torch.where(ctx.fg, log_p, ctx.log_1mp).neg_()
 
 
 def safe_pow(x: torch.Tensor, gamma: float, floor: float) -> torch.Tensor:
@@ -69,13 +76,21 @@ def p_pow(ctx: LossContext, gamma: float) -> torch.Tensor:
     sigmoid underflows to 0): :func:`safe_pow` takes it at p = ε instead. For γ ≥ 1 the
     plain power is exact and finite.
     """
+    if gamma == 2.0:  # the default: the same values and gradient as p**2, one product
+        return ctx.p * ctx.p
     return ctx.p**gamma if gamma >= 1.0 else safe_pow(ctx.p, gamma, ctx.eps)
+
+
+def y_pow_sum(ctx: LossContext, gamma: float) -> torch.Tensor:
+    """Σy^γ over the counted pixels (float64, 0-d): for γ > 0, as y is 0 or 1, the number
+    of counted foreground pixels, counted on the bool target (no float map, no power)."""
+    return ctx.sum(ctx.fg) if gamma > 0.0 else ctx.sum(ctx.y**gamma)
 
 
 def dice_score(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
     """(2Σpy + s) / (Σp^γ + Σy^γ + s) over the counted pixels."""
     num = 2.0 * ctx.sum(ctx.p * ctx.y) + smooth
-    den = ctx.sum(p_pow(ctx, gamma)) + ctx.sum(ctx.y**gamma) + smooth
+    den = ctx.sum(p_pow(ctx, gamma)) + y_pow_sum(ctx, gamma) + smooth
     return num / den
 
 
@@ -83,7 +98,7 @@ def dice_loss(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
     """1 − Dice as the registered ``dice`` loss computes it (0 for 0/0 with smooth=0)."""
     if smooth == 0.0:
         # 0/0 when both prediction and target are empty: define the loss as 0 there
-        den = ctx.sum(p_pow(ctx, gamma)) + ctx.sum(ctx.y**gamma)
+        den = ctx.sum(p_pow(ctx, gamma)) + y_pow_sum(ctx, gamma)
         if float(den.detach()) == 0.0:
             return den * 0.0
     return 1.0 - dice_score(ctx, smooth, gamma)

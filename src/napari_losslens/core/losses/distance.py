@@ -233,14 +233,16 @@ def _unet_ce(
         w = as_tensor(weight_map).to(device=ctx.device)
         if w.dtype.is_complex or w.dtype == torch.bool:
             raise TypeError(f"weight_map must be a real numeric array, got dtype {w.dtype}")
-        w = w.to(torch.float64)
-        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        # one pass for all three checks: min and max propagate NaN, so both are finite iff
+        # every value is; then min >= 0, and max fits the context's dtype
+        lo, hi = (float(v) for v in torch.aminmax(w.detach())) if w.numel() else (0.0, 0.0)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0:
             raise ValueError("weight_map must be finite and >= 0")
         top = float(torch.finfo(ctx.dtype).max)
-        if float(w.max()) > top:
+        if hi > top:
             raise ValueError(
                 f"weight_map values must fit {str(ctx.dtype).replace('torch.', '')} (at most "
-                f"{top:.4g}), got a maximum of {float(w.max()):.4g}; pass float64 input"
+                f"{top:.4g}), got a maximum of {hi:.4g}; pass float64 input"
             )
         w = w.to(ctx.dtype)
     return w * bce_terms(ctx)
