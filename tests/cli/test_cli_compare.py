@@ -120,3 +120,32 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     assert_help_documents_every_option(text, subparser("compare"))
     assert "diff_<loss>.tif" in text
+
+
+def test_csv_onto_an_input_is_refused_before_anything_is_written(tmp_path):
+    """--csv naming an input (here the target, with --overwrite) is refused; the input is
+    untouched and no map is written."""
+    rng = np.random.default_rng(0)
+    target = tmp_path / "t.tif"
+    pred = tmp_path / "p.tif"
+    labels = np.zeros((32, 32), np.uint16)
+    labels[4:12, 4:12] = 1
+    tifffile.imwrite(target, labels)
+    tifffile.imwrite(pred, rng.random((32, 32)).astype(np.float32))
+    before = target.read_bytes()
+    out = tmp_path / "out"
+    code = main(
+        [
+            "compare",
+            "--target", str(target),
+            "--prediction", str(pred),
+            "--loss", "bce",
+            "--loss", "dice",
+            "-o", str(out),
+            "--csv", str(target),
+            "--overwrite",
+        ]
+    )  # fmt: skip
+    assert code == 1
+    assert target.read_bytes() == before
+    assert not out.exists() or not any(out.rglob("*.tif"))

@@ -20,6 +20,7 @@ from typing import Any
 from . import _io, batch
 from ._common import EXIT_FAILED, EXIT_OK, CliError, Formatter, describe, error, fmt
 from .loss import _convert_param
+from .outputs import Output, conflicts
 
 __all__ = ["add_parser", "parse_loss_spec", "run"]
 
@@ -124,10 +125,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return co
 
 
-def parse_loss_spec(text: str) -> tuple[str, dict[str, Any]]:
+def parse_loss_spec(text: str, files: list[Path] | None = None) -> tuple[str, dict[str, Any]]:
     """``"focal:gamma=1,alpha=0.25"`` as ``("focal", {"gamma": 1.0, "alpha": 0.25})``.
 
-    Values are converted by each parameter's kind in the registry.
+    Values are converted by each parameter's kind in the registry; the files that array
+    parameters are read from are appended to ``files`` (inputs no output may replace).
 
     Raises:
         ValueError: an unknown loss or parameter, or a value that does not convert.
@@ -150,7 +152,7 @@ def parse_loss_spec(text: str) -> tuple[str, dict[str, Any]]:
             raise ValueError(
                 f"{item!r}: expected PARAM=VALUE with a parameter of {name!r} ({known})"
             )
-        params[key] = _convert_param(kinds[key], value)
+        params[key] = _convert_param(kinds[key], value, [] if files is None else files)
     return name, params
 
 
@@ -183,8 +185,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"got {len(targets)} --target, {len(preds_a)} --prediction and {len(preds_b)} "
             "--prediction-b file(s); give one of each per target"
         )
+    param_files: list[Path] = []
     try:
-        specs_in = [parse_loss_spec(s) for s in args.loss]
+        specs_in = [parse_loss_spec(s, param_files) for s in args.loss]
     except ValueError as err:
         parser.error(f"--loss: {err}")
     # torch is imported when a command runs, not for --help
@@ -208,6 +211,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     stems = [p.stem for p in preds_a]
     if len(set(stems)) != len(stems):
         parser.error("the --prediction files must have different names (one folder each)")
+    # the CSV against every input of the run, before anything is written (each map is
+    # checked against its own inputs before it is written)
+    if not batch.prepare_outputs(
+        [*targets, *preds_a, *preds_b, *param_files], [Output(csv_path, "--csv")]
+    ):
+        return EXIT_FAILED
     if models:
         columns = ["target", "prediction_a", "prediction_b", "loss", "index", "area"]
         columns += ["loss_a", "loss_b", "loss_change", "dice_a", "dice_b", "dice_change"]
@@ -240,9 +249,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         written = {}
         for name, data in maps:
             out = folder / f"{name}.tif"
-            for _, path in inputs:
-                if batch.same_file(out, path):
-                    raise CliError(f"the map {out} would replace the input {path}")
+            problems = conflicts([path for _, path in inputs], [Output(out, f"map {name}")])
+            if problems:
+                raise CliError(problems[0])
             try:
                 batch.write_output(out, data, args.overwrite, None)
             except OSError as err:
