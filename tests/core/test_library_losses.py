@@ -304,6 +304,23 @@ def test_cldice_of_the_target_itself_is_zero_up_to_the_harmonic_eps():
     assert loss_value(y.astype(float), y, "soft_cldice") == pytest.approx(0.0, abs=1e-4)
 
 
+@pytest.mark.parametrize("name", ["soft_cldice", "dice_cldice"])
+def test_cldice_empty_skeleton_with_smooth_below_float32_is_s_over_s_not_nan(name):
+    """p = 1 everywhere has an empty soft skeleton: T_prec = (0 + s)/(0 + s) = 1 for every
+    s > 0, also when s underflows to 0 in float32 (0/0 before the fix)."""
+    y = _tubes((14, 16))
+    smooth = 1e-300  # 0 in float32, kept in float64
+    want = loss_value(np.ones(y.shape), y, name, smooth=smooth)  # float64: s/s = 1 exactly
+    x = torch.ones(y.shape, dtype=torch.float32, requires_grad=True)
+    got = loss_value(x, torch.from_numpy(y), name, smooth=smooth)
+    got.backward()
+    assert math.isfinite(want)
+    assert float(got.detach()) == pytest.approx(want, abs=1e-6)  # float32 of 1 − ratio
+    assert torch.isfinite(x.grad).all()
+    if name == "soft_cldice":  # T_prec = T_sens = 1: only the harmonic mean's 1e-4 is left
+        assert want == pytest.approx(1.0 - 2.0 / (2.0 + 1e-4), rel=1e-12)
+
+
 # --------------------------------------------------------------------------------------
 # Hausdorff losses
 # --------------------------------------------------------------------------------------
@@ -576,6 +593,7 @@ def test_spatial_losses_refuse_1d(name):
         ("soft_cldice", {"iterations": -1}, r"'iterations' of loss 'soft_cldice' must be >= 0"),
         ("ssl", {"sigma": 0}, r"'sigma' of loss 'ssl' must be > 0.0"),
         ("unified_focal", {"delta": 1.5}, r"'delta' of loss 'unified_focal' must be <= 1.0"),
+        ("mcc", {"smooth_dr": 1e-13}, r"'smooth_dr' of loss 'mcc' must be >= 1e-12, got 1e-13"),
     ],
 )
 def test_parameters_out_of_range(case, name, kw, match):

@@ -39,17 +39,29 @@ __all__ = [
     "ComboLoss",
     "CrossEntropyLoss",
     "DiceLoss",
+    "DiceclDiceLoss",
     "DistancePenalizedCELoss",
     "ExpLogLoss",
     "FocalLoss",
     "FocalTverskyLoss",
+    "GeneralizedDiceLoss",
     "HausdorffDTLoss",
+    "HausdorffERLoss",
     "JaccardLoss",
     "LogCoshDiceLoss",
+    "LogHausdorffDTLoss",
+    "LovaszHingeLoss",
+    "LovaszSoftmaxLoss",
+    "MCCLoss",
     "SegmentationLoss",
     "SensitivitySpecificityLoss",
+    "ShapeAwareLoss",
+    "SoftclDiceLoss",
+    "StructuralSimilarityLoss",
+    "TopKCELoss",
     "TverskyLoss",
     "UNetCELoss",
+    "UnifiedFocalLoss",
     "WeightedBCELoss",
     "split_batch",
 ]
@@ -350,3 +362,75 @@ class CrossEntropyLoss(_Named):
     """Softmax cross-entropy, multi-class or binary (``loss="ce"``, ``class_weights``)."""
 
     loss_name = "ce"
+
+
+class LovaszHingeLoss(_Named):
+    """Lovász hinge loss of Berman et al. (``loss="lovasz_hinge"``)."""
+
+    loss_name = "lovasz_hinge"
+
+
+class LovaszSoftmaxLoss(_Named):
+    """Lovász-softmax loss, multi-class or binary (``loss="lovasz_softmax"``, ``present_only``)."""
+
+    loss_name = "lovasz_softmax"
+
+
+class GeneralizedDiceLoss(_Named):
+    """Generalised Dice loss (``loss="generalized_dice"``, ``smooth_nr``, ``smooth_dr``)."""
+
+    loss_name = "generalized_dice"
+
+
+class SoftclDiceLoss(_Named):
+    """Soft clDice loss, 2D or 3D (``loss="soft_cldice"``, ``iterations``, ``smooth``)."""
+
+    loss_name = "soft_cldice"
+
+
+class DiceclDiceLoss(_Named):
+    """Dice + clDice loss, 2D or 3D (``loss="dice_cldice"``; ``iterations``, ``smooth``, ...)."""
+
+    loss_name = "dice_cldice"
+
+
+class HausdorffERLoss(_Named):
+    """Hausdorff loss by erosion, 2D or 3D (``loss="hausdorff_er"``, ``alpha``, ``k``)."""
+
+    loss_name = "hausdorff_er"
+
+
+class LogHausdorffDTLoss(_Named):
+    """Log Hausdorff distance-transform loss (``loss="log_hausdorff_dt"``; ``alpha``, ...)."""
+
+    loss_name = "log_hausdorff_dt"
+
+
+class UnifiedFocalLoss(_Named):
+    """Asymmetric unified focal loss (``loss="unified_focal"``; ``weight``, ``delta``, ...)."""
+
+    loss_name = "unified_focal"
+
+
+class MCCLoss(_Named):
+    """Matthews correlation coefficient loss (``loss="mcc"``, ``smooth_nr``, ``smooth_dr``)."""
+
+    loss_name = "mcc"
+
+
+class TopKCELoss(_Named):
+    """Top-k cross-entropy, multi-class or binary (``loss="topk_ce"``, ``k``)."""
+
+    loss_name = "topk_ce"
+
+
+class ShapeAwareLoss(_Named):
+    """Shape-aware loss of Hayder et al. (``loss="shape_aware"``, ``spacing``)."""
+
+    loss_name = "shape_aware"
+
+
+class StructuralSimilarityLoss(_Named):
+    """Structural similarity loss (``loss="ssl"``, ``beta``, ``sigma``, ``c``)."""
+
+    loss_name = "ssl"

@@ -29,6 +29,7 @@ __all__ = [
     "one_minus_ratio",
     "overlap_terms",
     "p_pow",
+    "ratio_or_one",
     "safe_pow",
     "smooth_param",
     "total_or_masked",
@@ -114,6 +115,17 @@ def one_minus_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 def nonzero(den: torch.Tensor) -> torch.Tensor:
     """den where it is not 0, else 1 (for sums whose numerator is then 0 as well)."""
     return torch.where(den != 0, den, torch.ones_like(den))
+
+
+def ratio_or_one(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num/den, and 1 (gradient 0) where den is 0.
+
+    For smoothed ratios (a + s)/(b + s) of sums with 0 <= a <= b: den is 0 only when
+    b = 0 (so a = 0) and s is 0 in the tensor's dtype (a tiny s underflows in float32);
+    for every s > 0 the ratio is then s/s = 1, which is the value kept. The division is
+    by :func:`nonzero` (den), so no 0/0 reaches autograd either.
+    """
+    return torch.where(den != 0, num / nonzero(den), torch.ones_like(num))
 
 
 def overlap_terms(ctx: LossContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

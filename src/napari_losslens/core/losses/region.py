@@ -53,6 +53,7 @@ from ._terms import (
     nonzero,
     one_minus_ratio,
     overlap_terms,
+    ratio_or_one,
     safe_pow,
     smooth_param,
     total_or_masked,
@@ -520,8 +521,9 @@ def soft_cldice_loss(
     """
     skel_p = soft_skeleton(p, iterations)
     skel_y = soft_skeleton(y, iterations)
-    tprec = (masked_sum(skel_p * y, mask) + smooth) / (masked_sum(skel_p, mask) + smooth)
-    tsens = (masked_sum(skel_y * p, mask) + smooth) / (masked_sum(skel_y, mask) + smooth)
+    # an empty skeleton with s underflowing the dtype (float32) is s/s = 1, not 0/0
+    tprec = ratio_or_one(masked_sum(skel_p * y, mask) + smooth, masked_sum(skel_p, mask) + smooth)
+    tsens = ratio_or_one(masked_sum(skel_y * p, mask) + smooth, masked_sum(skel_y, mask) + smooth)
     return 1.0 - 2.0 * tprec * tsens / (tprec + tsens + CLDICE_HARMONIC_EPS)
 
 
@@ -547,8 +549,8 @@ def dice_cldice_loss(
     Returns:
         A 0-d tensor.
     """
-    dice = 1.0 - (2.0 * masked_sum(p * y, mask) + smooth) / (
-        masked_sum(p, mask) + masked_sum(y, mask) + smooth
+    dice = 1.0 - ratio_or_one(
+        2.0 * masked_sum(p * y, mask) + smooth, masked_sum(p, mask) + masked_sum(y, mask) + smooth
     )
     cl = soft_cldice_loss(p, y, mask, iterations, smooth)
     return (1.0 - alpha) * dice + alpha * cl
@@ -751,6 +753,12 @@ def _unified_focal(
 # --------------------------------------------------------------------------------------
 
 
+#: the smallest ``smooth_dr`` of the registered ``mcc`` loss: where a marginal count is 0
+#: (e.g. p = 1 everywhere, TN + FN = 0) the gradient is about N/√s_dr for N counted
+#: pixels, so s_dr ≥ 1e-12 keeps it below N·10⁶, finite in float32 for any image
+MCC_MIN_SMOOTH_DR = 1e-12
+
+
 def mcc_loss(
     p: torch.Tensor,
     y: torch.Tensor,
@@ -776,7 +784,9 @@ def mcc_loss(
     Args:
         p, y: probabilities and binary target.
         mask: optional bool tensor of the counted pixels.
-        smooth_nr, smooth_dr: added to the numerator and under the root.
+        smooth_nr, smooth_dr: added to the numerator and under the root (s_dr > 0: the
+            gradient is about N/√s_dr where a marginal count is 0; the registered loss
+            takes s_dr ≥ ``MCC_MIN_SMOOTH_DR`` = 1e-12).
         total: the sum over the counted pixels (default: over ``mask``).
 
     Returns:
@@ -806,9 +816,8 @@ def mcc_loss(
             "smooth_dr",
             1e-5,
             description="added under the square root of the denominator",
-            minimum=0.0,
+            minimum=MCC_MIN_SMOOTH_DR,
             maximum=1e3,
-            exclusive_minimum=True,
         ),
     ),
     formula=(
