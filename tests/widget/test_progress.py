@@ -101,8 +101,10 @@ def test_quick_computation_hides_the_bar(widget, qtbot):
     widget.outputs.value = ("weight_map",)
     widget.compute()  # distances cached: the next one is quick
     widget.compute_button.clicked.emit()
-    with qtbot.waitSignal(widget.worker.finished, timeout=20_000):
-        pass
+    worker = widget.worker
+    # a quick worker may finish before a waitSignal could connect: wait for its end
+    qtbot.waitUntil(lambda: not widget.workers, timeout=20_000)
     qtbot.wait(10)
+    assert worker is not None and widget.worker is None
     assert widget.progress.native.isHidden()
     assert "ms" in widget.status.value

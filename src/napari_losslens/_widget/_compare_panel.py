@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton
 from napari.qt.threading import thread_worker
 from napari.utils import notifications
+from qtpy.QtWidgets import QComboBox, QSizePolicy
 
 from .. import core
 from .._compare import MAX_PANES, Comparison, LossSpec, compare_arrays, parse_losses
@@ -67,7 +68,9 @@ class ComparePanel(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, controls: LossLensControls):
-        super().__init__(name="compare", labels=True)
+        # no label column of its own: the widget's column is beside it already, and a
+        # second one would widen the dock and squeeze the canvas (issue 12)
+        super().__init__(name="compare", labels=False)
         self.margins = (0, 0, 0, 0)
         self._viewer = viewer
         self._controls = controls
@@ -95,13 +98,17 @@ class ComparePanel(Container):
         self.loss_rows: list[tuple[ComboBox, LineEdit]] = []
         rows = []
         for i in range(MAX_PANES):
-            box = ComboBox(name=f"compare_loss_{i}", label=" ", choices=choices)
+            box = ComboBox(
+                name=f"compare_loss_{i}", label=" ", choices=choices, tooltip=f"loss {i + 1}"
+            )
             params = LineEdit(
                 name=f"compare_params_{i}",
                 label=" ",
                 value="",
-                tooltip="parameters, e.g. gamma=1, alpha=0.25 (empty: the defaults)",
+                tooltip=f"parameters of loss {i + 1}, e.g. gamma=1, alpha=0.25 "
+                "(empty: the defaults)",
             )
+            params.native.setPlaceholderText("parameters")
             self.loss_rows.append((box, params))
             rows.append(
                 Container(
@@ -126,13 +133,23 @@ class ComparePanel(Container):
                 Container(
                     name="compare_buttons",
                     label=" ",
-                    widgets=[self.compare_prev, self.compare_next, self.compare_exit],
+                    widgets=[self.compare_prev, self.compare_next],
                     layout="horizontal",
                     labels=False,
                 ),
+                self.compare_exit,  # on its own row: three buttons side by side are wide
                 self.compare_status,
             ]
         )
+        for box, params in self.loss_rows:
+            # as wide as the dock gives, not as a loss's title or a text field's preferred
+            # width: the panel must not widen the dock and squeeze the canvas (issue 12)
+            box.native.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            box.native.setMinimumContentsLength(6)
+            params.native.setMinimumWidth(50)
+            params.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.compare_mode.changed.connect(self._on_mode_changed)
         self.compare_button.changed.connect(self.start)
         self.compare_next.changed.connect(lambda: self.goto_hot_spot(self._spot + 1))

@@ -98,12 +98,17 @@ def _is_tiny(p) -> bool:
 
 def _typed_names(losses) -> set[str]:
     """Parameter names typed as numbers in a text field for every loss that has them: one
-    kind of control per name (Dice's ``smooth`` and Tversky's look the same)."""
+    kind of control per name (Dice's ``smooth`` and Tversky's look the same). A name whose
+    kind differs between losses (an int ``k`` here, a float ``k`` there) is typed too."""
+    kinds: dict[str, set[str]] = {}
+    for info in losses.values():
+        for p in info.params:
+            kinds.setdefault(p.name, set()).add(p.kind)
     return {
         p.name
         for info in losses.values()
         for p in info.params
-        if _is_tiny(p) or p.kind not in ("bool", "int", "float")
+        if _is_tiny(p) or p.kind not in ("bool", "int", "float") or len(kinds[p.name]) > 1
     }
 
 
@@ -112,9 +117,9 @@ def _param_control(info_name: str, p, typed: bool = False) -> Any:
     ``typed``: a text field where a number is typed (``1e-6``)."""
     name = f"{info_name}_{p.name}"
     tip = p.description
-    if p.kind == "bool":
+    if p.kind == "bool" and not typed:
         return CheckBox(name=name, text=p.name, value=bool(p.default), tooltip=tip)
-    if p.kind == "int":
+    if p.kind == "int" and not typed:
         return SpinBox(
             name=name,
             label=p.name,
@@ -367,19 +372,7 @@ class LossLensControls(Container):
                 self.histogram,
             ]
         )
-        for combo in self.root_native_widget.widget().findChildren(QComboBox):
-            # as wide as 10 characters, not as the longest choice (a loss's title, a
-            # layer's name): the dock stays narrow and the canvas keeps its room
-            combo.setSizeAdjustPolicy(
-                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-            )
-            combo.setMinimumContentsLength(10)
-        for label in (self.status, self.hotspot_info, self.stack_hint):
-            # a long message wraps instead of widening the dock (and squeezing the canvas)
-            label.native.setWordWrap(True)
-            label.native.setSizePolicy(
-                QSizePolicy.Policy.Ignored, QSizePolicy.Policy.MinimumExpanding
-            )
+        self.keep_narrow((self.status, self.hotspot_info, self.stack_hint))
         self._show_loss_params()
         self._fit_timer = QTimer(self.root_native_widget)  # dies with the widget
         self._fit_timer.setSingleShot(True)
@@ -399,6 +392,25 @@ class LossLensControls(Container):
         docks ``native``; the inner widget would leave its scroll area behind.
         """
         return self.root_native_widget
+
+    def keep_narrow(self, labels=()) -> None:
+        """Keep the dock narrow whatever the controls show: every combo box (those added
+        since included, unless narrowed already) as wide as 10 characters, not as its
+        longest choice (a loss's title, a layer's name), and each of ``labels`` (message
+        lines) wrapping a long message instead of widening the dock, so that the canvas
+        keeps its room."""
+        for combo in self.root_native_widget.widget().findChildren(QComboBox):
+            if combo.minimumContentsLength() > 0:
+                continue  # narrowed already by its panel
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(10)
+        for label in labels:
+            label.native.setWordWrap(True)
+            label.native.setSizePolicy(
+                QSizePolicy.Policy.Ignored, QSizePolicy.Policy.MinimumExpanding
+            )
 
     # ---------------------------------------------------------------- layer choices
 

@@ -35,6 +35,7 @@ import napari
 import numpy as np
 from magicgui.widgets import Label
 from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QSizePolicy
 
 from .. import _layers, core
 from .._compute import ComputeResult, DistanceCache, InputError, Progress, StepMemo, run
@@ -135,7 +136,15 @@ class LossLensWidget(LossLensControls):
             viewer, self, self.native, busy=lambda: self._orchestrator.busy
         )
         self._lifecycle = _LifecycleFilter(self)
-        self.append(RecordingPanel(viewer))  # issue 15: shown while a recording is open
+        recording = RecordingPanel(viewer)  # issue 15: shown while a recording is open
+        self.append(recording)
+        # the panels' combo boxes and message lines must not widen the dock either
+        panel = self.compare_panel
+        self.keep_narrow((panel.compare_status, recording.recording_info, recording.wrong_info))
+        # the compare panel takes the width the main controls give (its rows fit in it), it
+        # does not ask for more: the canvas keeps its room
+        panel.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._fit_width()
         ref = weakref.ref(self)
 
         def on_destroyed(*_):
