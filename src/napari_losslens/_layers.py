@@ -516,16 +516,46 @@ def _unchanged(previous, result: ComputeResult, index, attr: str, key=None) -> b
     return new is not None and old is new
 
 
+def apply_ready(
+    viewer: napari.Viewer,
+    inputs: LayerInputs,
+    arrays: dict[str, np.ndarray],
+    region: tuple[int, ...] = (),
+) -> dict[str, tuple[Any, tuple, np.ndarray]]:
+    """Write image outputs that are ready before the rest of a computation (the weight map,
+    what a w0/σ slider changes) into their existing layers, so that they show at once.
+
+    Only layers that exist already are written: a new layer is made by
+    :func:`apply_result`, which decides its visibility. Returns what was written, by role,
+    as ``(source, index, array)``: pass it as ``early`` to :func:`apply_result`, which then
+    does not write the same array again.
+    """
+    source = inputs.source
+    index = tuple(inputs.index) + tuple(region)
+    written = {}
+    for role in _UPDATE_ORDER:
+        if role not in arrays or find_owned(viewer, role, source) is None:
+            continue
+        data = arrays[role]
+        _upsert_image(viewer, role, source, data, index, inputs.full_shape, False)
+        written[role] = (source, index, data)
+    return written
+
+
 def apply_result(
     viewer: napari.Viewer,
     inputs: LayerInputs,
     result: ComputeResult,
     previous: tuple[ComputeResult | None, tuple] | None = None,
+    early: dict[str, tuple[Any, tuple, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Write ``result`` into the plugin's layers; return them by role.
 
     ``previous`` is ``(result, index)`` of what these layers show now: an output that is
     the very same object as there (its step was not recomputed) is not written again.
+    ``early`` is what :func:`apply_ready` wrote since (by role): a layer that shows the
+    very array of ``result`` already is not written again, and one that shows another
+    (from a computation that was superseded) is.
     A newly made image layer is visible only when no image output before it in
     :data:`IMAGE_ROLES` is, and a new error map only when no image output is, so that the
     overlay stays readable; an existing layer keeps the visibility the user gave it.
@@ -543,7 +573,13 @@ def apply_result(
         if role not in result.arrays:
             continue
         layer = find_owned(viewer, role, source)
-        if layer is not None and _unchanged(previous, result, index, "arrays", role):
+        if early and role in early:
+            shown_source, shown_index, shown = early[role]
+            same = shown_source is source and shown_index == index
+            same = same and shown is result.arrays[role]
+        else:
+            same = _unchanged(previous, result, index, "arrays", role)
+        if layer is not None and same:
             _follow_source(layer, role, source)
         else:
             layer = _upsert_image(

@@ -586,9 +586,12 @@ def run_steps(
     The steps are those of :func:`plan`: the per-frame ones for every frame, then the
     others once. With a ``memo``, a step whose inputs are those of the memo's last run is
     not run again (see :mod:`.memo`). The last :class:`Progress` has ``done == total`` and
-    the step ``"done"``. A generator, so that a thread worker can report progress and stop
-    between steps (``result = yield from run_steps(...)``); :func:`run` drives it to the
-    end.
+    the step ``"done"``. The :class:`Progress` that follows a single frame's weight-map
+    step carries that weight map in ``ready`` (when it is asked for), so that it can be
+    shown before the loss, the statistics and the hot-spots are done.
+
+    A generator, so that a thread worker can report progress and stop between steps
+    (``result = yield from run_steps(...)``); :func:`run` drives it to the end.
 
     Raises:
         InputError: a combination that cannot be computed (the message says what to change).
@@ -601,22 +604,28 @@ def run_steps(
     total = len(job.frames) * len(per_frame) + len(once)
     done = 0
     many = len(job.frames) > 1
+    ready = None  # outputs final before the end, sent with the next Progress
+    region = tuple(job.region)
     if per_frame:
         for n, frame in enumerate(job.frames):
             job.frame, job.entry = frame, None
             for step in per_frame:
                 name = f"{step.name}, frame {n + 1}/{len(job.frames)}" if many else step.name
-                yield Progress(done, total, name)
+                yield Progress(done, total, name, ready, region if ready else ())
+                ready = None
                 step.run(job)
                 done += 1
+                if step.name == "weight map" and not many and "weight_map" in job.outputs:
+                    ready = {"weight_map": job.arrays["weight_map"]}
         for step in per_frame:
             _save(job, step)
     for step in once:
-        yield Progress(done, total, step.name)
+        yield Progress(done, total, step.name, ready, region if ready else ())
+        ready = None
         step.run(job)
         _save(job, step)
         done += 1
-    yield Progress(done, total, "done")
+    yield Progress(done, total, "done", ready, region if ready else ())
     return _result(job)
 
 

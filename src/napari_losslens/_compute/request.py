@@ -111,11 +111,19 @@ class ComputeRequest:
 class Progress(NamedTuple):
     """What :func:`~napari_losslens._compute.run_steps` yields before each step: ``done`` of
     ``total`` steps finished, ``step`` names the one about to run (``"done"`` at the end,
-    when ``done == total``)."""
+    when ``done == total``).
+
+    ``ready`` holds outputs that are final before the computation ends (the weight map of
+    a single frame, the first to be shown when a w0/σ slider moves), by role, and
+    ``region`` the leading indices of the computed region they belong to; ``None`` and
+    ``()`` otherwise.
+    """
 
     done: int
     total: int
     step: str
+    ready: dict[str, Any] | None = None
+    region: tuple[int, ...] = ()
 
     @property
     def percent(self) -> float:

@@ -12,6 +12,9 @@ workers. Its rules:
 - **Progress.** A computation that runs longer than
   :attr:`ComputeOrchestrator.PROGRESS_DELAY_MS` is reported as long (the presentation then
   shows a bar and the running step).
+- **Early outputs.** An output that is final before the computation ends (the weight map,
+  what a w0/σ slider changes) is handed to the client at once, the rest when it is done;
+  not when a newer change already waits (in a burst, it would soon be replaced).
 - **Errors are handled here.** A worker's exception goes to the client once (which shows
   one notification); it is never re-raised on the main thread, where it would reach
   ``sys.excepthook`` (with PyQt6 and Python's default hook, that aborts the process).
@@ -55,6 +58,10 @@ class Client(Protocol):
 
     def on_step(self, progress: Progress, long_running: bool) -> None:
         """The current computation is about to run a step."""
+
+    def on_ready(self, inputs: Any, progress: Progress) -> None:
+        """The current computation has outputs that are final before its end
+        (``progress.ready``): they may be shown at once."""
 
     def on_long_running(self, step: str) -> None:
         """The current computation has run for ``PROGRESS_DELAY_MS``; ``step`` runs now."""
@@ -211,7 +218,7 @@ class ComputeOrchestrator:
         # without an ``errored`` handler at creation both re-raise it on the main thread
         worker = create_worker(work, _start_thread=False, _ignore_errors=True)
         # the callbacks hold the generation, not the worker: no reference cycle
-        worker.yielded.connect(lambda progress: self._on_yielded(generation, progress))
+        worker.yielded.connect(lambda progress: self._on_yielded(generation, inputs, progress))
         worker.returned.connect(
             lambda result: self._on_returned(generation, inputs, result, requested)
         )
@@ -228,9 +235,13 @@ class ComputeOrchestrator:
     def _current(self, generation: int) -> bool:
         return not self.dead and generation == self._generation
 
-    def _on_yielded(self, generation: int, progress: Progress) -> None:
+    def _on_yielded(self, generation: int, inputs, progress: Progress) -> None:
         if not self._current(generation):
             return
+        if progress.ready and self._requested is None and not self.pending:
+            # shown at once, unless a newer change already waits (during a burst of
+            # changes the main thread would spend its time on outputs about to be replaced)
+            self._client.on_ready(inputs, progress)
         self.step = progress.step
         self._client.on_step(progress, self.long_running)
 

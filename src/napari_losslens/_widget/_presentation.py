@@ -61,6 +61,7 @@ class Presenter:
         self.layers: dict[str, Any] = {}
         self.inputs_of_last = None
         self.spot_index = -1
+        self._early: dict[str, tuple] = {}  # written by apply_ready since the last apply
         self._stopped = False
         self._drawn: tuple | None = None
         self._drawn_timer = QTimer(parent)
@@ -123,7 +124,8 @@ class Presenter:
         previous = None
         if last is not None and last_inputs is not None and last_inputs.source is inputs.source:
             previous = (last, tuple(last_inputs.index) + tuple(last.region))
-        self.layers = _layers.apply_result(self._viewer, inputs, result, previous)
+        early, self._early = self._early, {}
+        self.layers = _layers.apply_result(self._viewer, inputs, result, previous, early)
         self.last_result = result
         self.last_message = ""
         self.inputs_of_last = inputs
@@ -138,6 +140,13 @@ class Presenter:
         # after the layers are drawn, and once a burst of live results is over: the
         # histogram is not on the critical path
         self._histogram_timer.start(histogram_delay)
+
+    def apply_ready(self, inputs, arrays: dict[str, np.ndarray], region: tuple) -> None:
+        """Write outputs that are ready before the rest (the weight map) into their
+        layers at once; the rest comes with :meth:`apply`, which does not write them again."""
+        if self._stopped:
+            return
+        self._early.update(_layers.apply_ready(self._viewer, inputs, arrays, region))
 
     # ----------------------------------------------------------------- hot-spots
 

@@ -1,0 +1,113 @@
+"""The weight map, what a w0/σ slider changes, is shown before the rest of a computation.
+
+A single frame's weight map travels with the :class:`Progress` that follows its step
+(``ready``); the widget writes it into its layer at once, and the final result does not
+write it again (while a weight map written by a superseded computation is replaced).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_losslens import core
+from napari_losslens._compute import ComputeRequest, WeightParams, run_steps
+
+DEFAULT = ("loss_map", "weight_map", "object_stats", "hot_spots")
+
+
+def _drive(gen):
+    seen = []
+    while True:
+        try:
+            seen.append(next(gen))
+        except StopIteration as stop:
+            return seen, stop.value
+
+
+def _labels(frames: int | None = None):
+    lab = np.zeros((24, 24), np.int32)
+    lab[4:10, 4:10], lab[10:16, 4:10] = 1, 2
+    return lab if frames is None else np.stack([lab] * frames)
+
+
+def test_the_weight_map_is_ready_before_the_loss():
+    lab = _labels()
+    pred = np.where(lab > 0, 0.8, 0.2).astype(np.float32)
+    request = ComputeRequest(
+        lab, pred, loss="unet_ce", outputs=DEFAULT, weights=WeightParams(w0=7.0, sigma=3.0)
+    )
+    seen, result = _drive(run_steps(request))
+    carrying = [p for p in seen if p.ready]
+    assert [p.step for p in carrying] == ["loss"]  # sent before the loss is computed
+    ready = carrying[0].ready
+    assert set(ready) == {"weight_map"}
+    assert ready["weight_map"] is result.arrays["weight_map"]  # the final array itself
+    np.testing.assert_allclose(
+        ready["weight_map"], core.unet_weight_map(lab, w0=7.0, sigma=3.0), atol=1e-4
+    )
+    assert all(p.region == () for p in seen)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "frames"), [(("loss_map", "object_stats"), None), (DEFAULT, 3)]
+)
+def test_nothing_is_ready_early_unless_a_single_weight_map_is_asked(outputs, frames):
+    lab = _labels(frames)
+    pred = np.where(lab > 0, 0.8, 0.2).astype(np.float32)
+    kw = {"stack_mode": "frames"} if frames else {}
+    request = ComputeRequest(lab, pred, loss="unet_ce", outputs=outputs, **kw)
+    seen, _ = _drive(run_steps(request))
+    assert all(p.ready is None for p in seen)
+
+
+def test_live_weight_map_is_drawn_before_the_loss_map_and_once(
+    widget, sample_viewer, qtbot, monkeypatch
+):
+    gt = sample_viewer.layers["ground truth"]
+    widget.loss.value = "unet_ce"
+    widget.outputs.value = DEFAULT
+    widget.compute()
+    weight, loss = widget.layers["weight_map"], widget.layers["loss_map"]
+    events: list[str] = []
+    drawn = threading.Event()
+    weight.events.data.connect(lambda *_: (events.append("weight_map"), drawn.set()))
+    loss.events.data.connect(lambda *_: events.append("loss_map"))
+    shown_before_loss: list[bool] = []
+    real = core.loss_map
+
+    def loss_map(*args, **kwargs):  # in the worker: is the new weight map shown yet?
+        shown_before_loss.append(drawn.wait(10.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "loss_map", loss_map)
+    labels_before = np.array(gt.data, copy=True)
+    widget.live.value = True
+    widget.w0.value = 4.0
+    qtbot.waitUntil(lambda: "loss_map" in events and not widget.workers, timeout=30_000)
+    assert shown_before_loss == [True]
+    assert events == ["weight_map", "loss_map"]  # first, and not written again
+    assert widget.layers["weight_map"] is weight
+    np.testing.assert_allclose(weight.data, core.unet_weight_map(gt.data, w0=4.0), atol=1e-3)
+    assert weight.data is widget.last_result.arrays["weight_map"]
+    np.testing.assert_array_equal(gt.data, labels_before)
+
+
+def test_a_superseded_early_weight_map_is_replaced(widget, sample_viewer):
+    gt = sample_viewer.layers["ground truth"]
+    widget.loss.value = "unet_ce"
+    widget.outputs.value = DEFAULT
+    widget.compute()
+    layer = widget.layers["weight_map"]
+    # a computation that was superseded after its weight map was shown
+    inputs, _, _ = widget.read_request()
+    stale = np.full(layer.data.shape, 42.0, np.float32)
+    widget._presenter.apply_ready(inputs, {"weight_map": stale}, ())
+    assert layer.data is stale
+    # the same parameters again: the memo gives back the very weight map shown before
+    result = widget.compute()
+    assert "weight map" in result.reused
+    assert layer.data is result.arrays["weight_map"]
+    np.testing.assert_allclose(layer.data, core.unet_weight_map(gt.data), atol=1e-3)
