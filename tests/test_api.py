@@ -128,3 +128,25 @@ def test_inspect_with_the_same_array_keeps_the_cache(make_napari_viewer):
     r = napari_losslens.inspect(viewer, lab, pred, outputs="weight_map")
     assert cache.misses == 2
     np.testing.assert_allclose(r.arrays["weight_map"], core.unet_weight_map(lab), 1e-5, 1e-3)
+
+
+def test_inspect_takes_big_endian_arrays(make_napari_viewer):
+    """Big-endian labels and prediction (as some TIFF readers give) give the same maps as
+    native ones, and the arrays passed in are left untouched."""
+    viewer = make_napari_viewer()
+    labels = np.zeros((24, 24), np.int32)
+    labels[3:10, 3:10], labels[3:10, 11:18], labels[14:21, 5:20] = 1, 2, 3
+    prob = np.where(labels > 0, 0.8, 0.3).astype(np.float32)
+    big_labels, big_prob = labels.astype(">i4"), prob.astype(">f4")
+    before = big_labels.copy(), big_prob.copy()
+    r = napari_losslens.inspect(
+        viewer, big_labels, big_prob, loss="unet_ce", outputs=("loss_map", "weight_map")
+    )
+    np.testing.assert_allclose(
+        r.layers["weight_map"].data, core.unet_weight_map(labels), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        r.layers["loss_map"].data, core.loss_map(prob, labels, "unet_ce"), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_array_equal(big_labels, before[0])
+    np.testing.assert_array_equal(big_prob, before[1])

@@ -196,6 +196,8 @@ def resolve_input(viewer: napari.Viewer, value, role: str, kind: str):
             f"{role} must be a layer, a layer name or an array, got {type(value).__name__}"
         )
     data = np.asarray(value)
+    if not data.dtype.isnative:  # napari's colormaps take native byte order only (a copy)
+        data = data.astype(data.dtype.newbyteorder("="))
     layer = find_owned(viewer, f"input:{role}")
     if layer is not None and layer._type_string == kind:
         old = layer.data
