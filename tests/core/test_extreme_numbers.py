@@ -27,8 +27,11 @@ from napari_losslens.core import (
 )
 from napari_losslens.core.losses.distance import (
     boundary_signed_distance,
+    mean_contour_distance,
     two_sided_distance,
 )
+
+from .reference import ref_mean_contour_distance, ref_penalty, ref_signed, ref_two_sided
 
 MAX = float(np.finfo(np.float64).max)
 TINY = 5e-324  # smallest positive (subnormal) float64
@@ -244,6 +247,129 @@ def test_hausdorff_dt_beyond_the_range_names_spacing_and_alpha(cells):
     np.testing.assert_allclose(
         two_sided_distance(cells > 0, spacing=1e300), two_sided_distance(cells > 0) * 1e300
     )
+
+
+DISTANCE_LOSSES = (
+    "hausdorff_dt",
+    "log_hausdorff_dt",
+    "shape_aware",
+    "distance_penalized_ce",
+    "boundary",
+)
+
+
+def _ref_distance_map(name, p, lab, spacing, alpha=2.0):
+    """Per-pixel float64 formula on brute-force distances (squares must fit float64).
+
+    For log_hausdorff_dt (a region loss) the map of hausdorff_dt, whose mean H gives the
+    loss log(1 + H).
+    """
+    sp = tuple(np.broadcast_to(np.asarray(spacing, float), (lab.ndim,)))
+    y = (lab > 0).astype(float)
+    ce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    if name in ("hausdorff_dt", "log_hausdorff_dt"):
+        d_p, d_y = ref_two_sided(p > 0.5, sp), ref_two_sided(y > 0, sp)
+        return (p - y) ** 2 * (d_p**alpha + d_y**alpha)
+    if name == "shape_aware":
+        return (1 + ref_mean_contour_distance(p > 0.5, y > 0, sp)) * ce
+    if name == "distance_penalized_ce":
+        return (1 + ref_penalty(y > 0, sp)) * ce
+    return p * ref_signed(y > 0, sp)  # boundary
+
+
+def _ref_distance_loss(name, p, lab, spacing, alpha=2.0):
+    """The loss value: the mean of :func:`_ref_distance_map`, log(1 + it) for the log loss."""
+    mean = float(np.mean(_ref_distance_map(name, p, lab, spacing, alpha)))
+    return math.log1p(mean) if name == "log_hausdorff_dt" else mean
+
+
+@pytest.fixture
+def p_cells(cells):
+    """Probabilities away from 0.5 (the threshold of d_p), wrong in places."""
+    rng = np.random.default_rng(4)
+    p = np.where(
+        cells > 0, rng.uniform(0.3, 0.95, cells.shape), rng.uniform(0.05, 0.7, cells.shape)
+    )
+    return np.where(np.abs(p - 0.5) < 0.05, p + 0.1, p)
+
+
+EXTREME_SPACINGS = [1e-30, 1e30, (1e20, 1e-20), (1e-20, 1e20), 1e-100, 1e100]
+
+
+@pytest.mark.parametrize("spacing", EXTREME_SPACINGS, ids=str)
+@pytest.mark.parametrize("name", DISTANCE_LOSSES)
+def test_distance_losses_at_extreme_spacings_match_the_float64_formula(
+    cells, p_cells, name, spacing
+):
+    """Every distance-based loss, isotropic and mixed extreme spacings, in float64."""
+    want = _ref_distance_loss(name, p_cells, cells, spacing)
+    got = loss_value(p_cells, cells, name, spacing=spacing)
+    assert math.isfinite(got)
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("spacing", EXTREME_SPACINGS, ids=str)
+@pytest.mark.parametrize("name", DISTANCE_LOSSES)
+def test_distance_losses_at_extreme_spacings_in_float32_fit_or_name_float32(
+    cells, p_cells, name, spacing
+):
+    """float32: the float64 value to float32 precision, or an error naming float32.
+
+    The error only where the per-pixel map cannot be represented in float32; a loss whose
+    value fits (log_hausdorff_dt, whose log brings 1e60 down to 138) is computed.
+    """
+    p32 = p_cells.astype(np.float32)
+    p64 = p32.astype(np.float64)
+    want = _ref_distance_loss(name, p64, cells, spacing)
+    if name != "log_hausdorff_dt":  # a per-pixel map that float32 cannot hold is refused
+        peak = np.abs(_ref_distance_map(name, p64, cells, spacing)).max()
+        # boundary checks spacing × image diagonal (15 pixels here) up front
+        extent = max(np.broadcast_to(spacing, (2,))) * math.hypot(*cells.shape)
+        if peak > F32_MAX or (name == "boundary" and extent > F32_MAX):
+            with pytest.raises(ValueError, match="float32"):
+                loss_value(p32, cells, name, spacing=spacing)
+            return
+    got = loss_value(p32, cells, name, spacing=spacing)
+    assert math.isfinite(got)
+    assert got == pytest.approx(want, rel=1e-5, abs=float(np.finfo(np.float32).smallest_subnormal))
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 4.0])
+@pytest.mark.parametrize("spacing", [1e200, 1e300, MAX])
+def test_log_hausdorff_dt_is_finite_where_spacing_to_the_alpha_overflows(
+    cells, p_cells, spacing, alpha
+):
+    """log(1 + s^α·H) = α·ln s + ln H (+ a term below 1e-300) where s^α·H overflows float64."""
+    h1 = _ref_distance_loss("hausdorff_dt", p_cells, cells, 1.0, alpha)
+    want = alpha * math.log(spacing) + math.log(h1)
+    for p in (p_cells, p_cells.astype(np.float32)):
+        got = loss_value(p, cells, "log_hausdorff_dt", alpha=alpha, spacing=spacing)
+        assert got == pytest.approx(want, rel=1e-12 if p.dtype == np.float64 else 1e-6)
+    # and its gradient is that of ln H: H'/H, whatever the spacing
+    grad = gradient_map(p_cells, cells, "log_hausdorff_dt", alpha=alpha, spacing=spacing)
+    h_grad = gradient_map(p_cells, cells, "hausdorff_dt", alpha=alpha)
+    np.testing.assert_allclose(grad, h_grad / h1, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("spacing", [1e-300, 1e-200, 1e200, 1e300])
+def test_mean_contour_distance_scales_with_the_spacing(cells, p_cells, spacing):
+    """E(s) = s·E(1) exactly, where s² underflows or overflows float64."""
+    pred, target = p_cells > 0.5, cells > 0
+    e1 = ref_mean_contour_distance(pred, target, (1.0, 1.0))
+    assert e1 > 0
+    assert mean_contour_distance(pred, target, spacing) == pytest.approx(e1 * spacing, rel=1e-12)
+    ce = -np.log(np.where(target, p_cells, 1 - p_cells))
+    want = float(np.mean((1 + e1 * spacing) * ce))
+    assert loss_value(p_cells, cells, "shape_aware", spacing=spacing) == pytest.approx(
+        want, rel=1e-12
+    )
+
+
+def test_mean_contour_distance_beyond_the_range_names_spacing(cells):
+    with pytest.raises(ValueError, match=r"spacing .* too large .* float64"):
+        mean_contour_distance(cells > 0, cells == 1, spacing=MAX)
+    with pytest.raises(ValueError, match="spacing values must be finite and positive"):
+        mean_contour_distance(np.zeros((3, 3), bool), cells[:3, :3] > 0, spacing=-1.0)
 
 
 # ---------------------------------------------------------------- accumulation in float64

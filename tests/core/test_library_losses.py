@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from napari_losslens.core import available_losses, gradient_map, loss_map, loss_value
 from napari_losslens.core.losses.distance import contour, mean_contour_distance
 
+from .reference import ref_contour, ref_mean_contour_distance
+
 NEW = (
     "lovasz_hinge",
     "lovasz_softmax",
@@ -453,31 +455,10 @@ def test_topk_ce_with_mask_counts_masked_pixels_only(case):
     assert not loss_map(p, y, "topk_ce", k=25, mask=mask)[~mask].any()
 
 
-def _brute_contour(m):
-    out = np.zeros_like(m)
-    for idx in zip(*np.nonzero(m), strict=True):
-        for axis in range(m.ndim):
-            for step in (-1, 1):
-                j = list(idx)
-                j[axis] += step
-                if 0 <= j[axis] < m.shape[axis] and not m[tuple(j)]:
-                    out[idx] = True
-    return out
-
-
-def _brute_mean_contour_distance(pred, target, spacing):
-    cp, ct = _brute_contour(pred), _brute_contour(target)
-    if not cp.any() or not ct.any():
-        return 0.0
-    a = np.argwhere(cp) * np.asarray(spacing)
-    b = np.argwhere(ct) * np.asarray(spacing)
-    return np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1)).min(1).mean()
-
-
 @pytest.mark.parametrize("spacing", [(1.0, 1.0), (2.0, 0.5)])
 def test_shape_aware_matches_formula(shifted, spacing):
     p, y = shifted
-    e = _brute_mean_contour_distance(p > 0.5, y > 0, spacing)
+    e = ref_mean_contour_distance(p > 0.5, y > 0, spacing)
     assert e > 1.0
     assert mean_contour_distance(p > 0.5, y > 0, spacing) == pytest.approx(e, rel=1e-12)
     want = (1 + e) * _bce(p, (y > 0).astype(float))
@@ -488,7 +469,7 @@ def test_shape_aware_matches_formula(shifted, spacing):
 def test_contour_is_the_inner_boundary_and_not_the_image_edge():
     m = np.zeros((6, 7), bool)
     m[1:5, 0:4] = True
-    np.testing.assert_array_equal(contour(m), _brute_contour(m))
+    np.testing.assert_array_equal(contour(m), ref_contour(m))
     assert not contour(np.ones((4, 4), bool)).any()
 
 

@@ -18,6 +18,8 @@ from napari_losslens.core import (
 )
 from napari_losslens.core import modules as sm
 
+from .reference import ref_penalty, ref_signed, ref_two_sided
+
 SURVEY = (
     "focal",
     "balanced_bce",
@@ -71,40 +73,6 @@ def case():
 # --------------------------------------------------------------------------------------
 # float64 references, written from the formulas
 # --------------------------------------------------------------------------------------
-
-
-def _brute_distance_to(shape, targets, spacing):
-    """Distance from every pixel to the nearest True pixel of ``targets`` (brute force)."""
-    idx = np.indices(shape).reshape(len(shape), -1).T * np.asarray(spacing, dtype=float)
-    tgt = idx[targets.ravel()]
-    d = np.sqrt(((idx[:, None, :] - tgt[None, :, :]) ** 2).sum(-1)).min(1)
-    return d.reshape(shape)
-
-
-def ref_two_sided(fg, spacing=(1.0, 1.0)):
-    if fg.all() or not fg.any():
-        return np.zeros(fg.shape)
-    to_bg = _brute_distance_to(fg.shape, ~fg, spacing)
-    to_fg = _brute_distance_to(fg.shape, fg, spacing)
-    return np.where(fg, to_bg, to_fg)
-
-
-def ref_signed(fg, spacing=(1.0, 1.0)):
-    if fg.all() or not fg.any():
-        return np.zeros(fg.shape)
-    to_bg = _brute_distance_to(fg.shape, ~fg, spacing)
-    to_fg = _brute_distance_to(fg.shape, fg, spacing)
-    return np.where(fg, -(to_bg - min(spacing)), to_fg)
-
-
-def ref_penalty(fg, spacing=(1.0, 1.0)):
-    phi = np.zeros(fg.shape)
-    if fg.all() or not fg.any():
-        return phi
-    d = ref_two_sided(fg, spacing)
-    for side in (fg, ~fg):
-        phi[side] = 1.0 - d[side] / d[side].max()
-    return phi
 
 
 def _bce(p, y):

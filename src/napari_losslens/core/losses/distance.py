@@ -74,17 +74,21 @@ def _in_context(values: np.ndarray, ctx: LossContext, loss: str, params: str) ->
     return t
 
 
-def _two_sided_units(fg: np.ndarray, sp_units: tuple[float, ...]) -> np.ndarray:
+def _two_sided_in_units(foreground: np.ndarray, spacing) -> tuple[np.ndarray, float]:
+    """:func:`two_sided_distance` divided by ``unit``, and ``unit`` (the largest spacing value).
+
+    The one place where the two-sided distances are computed: the EDT runs with
+    ``spacing / unit`` (every value in (0, 1], so no square overflows or underflows), and
+    each caller scales back by ``unit`` in the form it needs: :func:`two_sided_distance`
+    by a product, the Hausdorff losses by ``unit^α`` in the log domain. No check of the
+    range: a caller that scales back checks it (:func:`two_sided_distance`) or names the
+    loss and its parameters when its result does not fit (``hausdorff_dt``).
+    """
+    fg = np.asarray(foreground, dtype=bool)
+    unit, sp_units = spacing_in_units(validate_spacing(spacing, fg.ndim))
     if not fg.any() or fg.all():
-        return np.zeros(fg.shape)
-    return _edt(fg, sp_units) + _edt(~fg, sp_units)
-
-
-def _spacing_units(fg: np.ndarray, spacing, dtype=torch.float64):
-    """Validated spacing as (unit, spacing / unit), refused if distances overflow ``dtype``."""
-    sampling = validate_spacing(spacing, fg.ndim)
-    check_extent(fg.shape, sampling, dtype)
-    return spacing_in_units(sampling)
+        return np.zeros(fg.shape), unit
+    return _edt(fg, sp_units) + _edt(~fg, sp_units), unit
 
 
 def two_sided_distance(foreground: np.ndarray, spacing=None) -> np.ndarray:
@@ -107,8 +111,9 @@ def two_sided_distance(foreground: np.ndarray, spacing=None) -> np.ndarray:
         ValueError: bad spacing, or spacing times the image diagonal above the float64 range.
     """
     fg = np.asarray(foreground, dtype=bool)
-    unit, sp_units = _spacing_units(fg, spacing)
-    return _two_sided_units(fg, sp_units) * unit
+    check_extent(fg.shape, validate_spacing(spacing, fg.ndim), torch.float64)
+    d, unit = _two_sided_in_units(fg, spacing)
+    return d * unit
 
 
 def boundary_signed_distance(foreground: np.ndarray, spacing=None) -> np.ndarray:
@@ -126,7 +131,9 @@ def boundary_signed_distance(foreground: np.ndarray, spacing=None) -> np.ndarray
         ValueError: bad spacing, or spacing times the image diagonal above the float64 range.
     """
     fg = np.asarray(foreground, dtype=bool)
-    unit, sp_units = _spacing_units(fg, spacing)
+    sampling = validate_spacing(spacing, fg.ndim)
+    check_extent(fg.shape, sampling, torch.float64)
+    unit, sp_units = spacing_in_units(sampling)
     if not fg.any() or fg.all():
         return np.zeros(fg.shape)
     outside = _edt(~fg, sp_units)
@@ -301,6 +308,22 @@ def _boundary(ctx: LossContext, spacing) -> torch.Tensor:
     return ctx.p * _in_context(phi, ctx, "boundary", f"spacing={spacing}")
 
 
+def _hausdorff_distances(
+    ctx: LossContext, spacing
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """d_p and d_y in units of the largest spacing value, and that unit.
+
+    d_y is the two-sided distance map of the target, d_p that of [p > 0.5] (constants, no
+    gradient). The physical distances are d·unit, and the Hausdorff terms
+    (d_p^α + d_y^α)·unit^α: the callers apply unit^α = exp(α·ln(unit)) in the form that
+    cannot overflow on the way (``hausdorff_dt`` per pixel, ``log_hausdorff_dt`` in the
+    log domain).
+    """
+    d_y, unit = _two_sided_in_units(_foreground(ctx), spacing)
+    d_p, _ = _two_sided_in_units((ctx.p.detach() > 0.5).cpu().numpy(), spacing)
+    return d_p, d_y, unit
+
+
 @register_loss(
     "hausdorff_dt",
     title="Hausdorff distance loss (distance transform)",
@@ -324,13 +347,9 @@ def _hausdorff_dt(ctx: LossContext, alpha: float, spacing) -> torch.Tensor:
     (:func:`two_sided_distance`, in ``spacing`` units; 0 where a mask has no boundary).
     The distance maps are constants (no gradient), as in the paper.
     """
-    fg = _foreground(ctx)
-    unit, sp_units = _spacing_units(fg, spacing)
-    d_y = _two_sided_units(fg, sp_units)
-    d_p = _two_sided_units((ctx.p.detach() > 0.5).cpu().numpy(), sp_units)
-    # (d·unit)^α = d^α · unit^α, with unit^α computed without overflowing on the way
-    log_scale = alpha * math.log(unit)
+    d_p, d_y, unit = _hausdorff_distances(ctx, spacing)
     dist = d_p**alpha + d_y**alpha
+    log_scale = alpha * math.log(unit)
     with np.errstate(over="ignore", divide="ignore"):
         if log_scale < 709.0:
             dist = dist * math.exp(log_scale)
@@ -401,6 +420,25 @@ def hausdorff_er_map(
     return eroded[0, 0]
 
 
+def _log1p_scaled(x: torch.Tensor, log_scale: float) -> torch.Tensor:
+    """log(1 + x·e^s) for a 0-d float64 x ≥ 0, s = ``log_scale``, without overflow.
+
+    e^s alone may overflow (or underflow) float64 where the result does not: where x·e^s
+    exceeds e^36 (above which log1p(z) and log(z) agree to double precision) the result
+    is log(x) + s; below it, log1p(x·e^s) with e^s a float where it is one and through
+    exp(log(x) + s) otherwise. x = 0 gives 0 (with gradient 0: x is then a sum of
+    squares that are all 0, whose gradients are 0 as well).
+    """
+    v = float(x.detach())
+    if log_scale == 0.0 or v == 0.0:
+        return torch.log1p(x)
+    if math.log(v) + log_scale > 36.0:
+        return torch.log(x) + log_scale
+    if abs(log_scale) < 700.0:
+        return torch.log1p(x * math.exp(log_scale))
+    return torch.log1p(torch.exp(torch.log(x) + log_scale))
+
+
 def log_hausdorff_dt_loss(
     p: torch.Tensor,
     y: torch.Tensor,
@@ -408,15 +446,18 @@ def log_hausdorff_dt_loss(
     d_y: torch.Tensor,
     mask: torch.Tensor | None = None,
     alpha: float = 2.0,
+    unit: float = 1.0,
 ) -> torch.Tensor:
     r"""log(1 + Hausdorff distance-transform loss).
 
     .. math::
 
-        L = \log\left(1 + \frac{1}{N}\sum_x (p - y)^2 (d_p^\alpha + d_y^\alpha)\right)
+        L = \log\left(1 + \frac{u^\alpha}{N}\sum_x (p - y)^2 (d_p^\alpha + d_y^\alpha)\right)
 
     d_p and d_y are the two-sided distance maps of [p > 0.5] and of the target
-    (:func:`two_sided_distance`), constants.
+    (:func:`two_sided_distance`), constants, in units of ``unit`` (u = 1: physical
+    units). The sum is accumulated in float64 and u^α is applied in the log domain, so
+    a unit of 1e300 (where u^α overflows float64) still gives a finite loss.
     MONAI ``LogHausdorffDTLoss``; Karimi & Salcudean 2019.
 
     Args:
@@ -424,13 +465,28 @@ def log_hausdorff_dt_loss(
         d_p, d_y: the distance maps (same shape).
         mask: optional bool tensor of the counted pixels (N is their number).
         alpha: exponent of the distances.
+        unit: the length of one distance unit (> 0, finite), e.g. the largest spacing value
+            when the maps were computed in units of it.
 
     Returns:
-        A 0-d tensor.
+        A 0-d tensor of ``p``'s dtype.
+
+    Raises:
+        ValueError: ``unit`` not finite and positive.
+
+    Example:
+        >>> y = torch.tensor([[0.0, 1.0, 1.0]])
+        >>> d = torch.tensor([[1.0, 1.0, 2.0]])
+        >>> p = torch.tensor([[0.5, 1.0, 1.0]])
+        >>> round(float(log_hausdorff_dt_loss(p, y, d, d)), 4)  # log(1 + 0.25·2/3)
+        0.1542
     """
+    if not (math.isfinite(unit) and unit > 0):
+        raise ValueError(f"unit must be finite and positive, got {unit!r}")
     n = p.numel() if mask is None else int(mask.sum())
-    term = (p - y) ** 2 * (d_p**alpha + d_y**alpha)
-    return torch.log1p(masked_sum(term, mask) / n)
+    dist = d_p.double() ** alpha + d_y.double() ** alpha
+    term = (p.double() - y.double()) ** 2 * dist
+    return _log1p_scaled(masked_sum(term, mask) / n, alpha * math.log(unit)).to(p.dtype)
 
 
 _HD_ALPHA = LossParam(
@@ -475,10 +531,9 @@ def _hausdorff_er(ctx: LossContext, alpha: float, k: int) -> torch.Tensor:
 )
 def _log_hausdorff_dt(ctx: LossContext, alpha: float, spacing) -> torch.Tensor:
     """log(1 + the ``hausdorff_dt`` loss)."""
-    d_y = two_sided_distance((ctx.labels > 0).cpu().numpy(), spacing)
-    d_p = two_sided_distance((ctx.p.detach() > 0.5).cpu().numpy(), spacing)
-    as_t = lambda a: torch.as_tensor(a, dtype=ctx.dtype, device=ctx.device)  # noqa: E731
-    return log_hausdorff_dt_loss(ctx.p, ctx.y, as_t(d_p), as_t(d_y), ctx.mask, alpha)
+    d_p, d_y, unit = _hausdorff_distances(ctx, spacing)
+    as_t = lambda a: torch.as_tensor(a, device=ctx.device)  # noqa: E731
+    return log_hausdorff_dt_loss(ctx.p, ctx.y, as_t(d_p), as_t(d_y), ctx.mask, alpha, unit)
 
 
 # --------------------------------------------------------------------------------------
@@ -510,19 +565,27 @@ def mean_contour_distance(pred: np.ndarray, target: np.ndarray, spacing=None) ->
     with Ĉ and C the :func:`contour` of ``pred`` and ``target``, in ``spacing`` units.
     0 when either contour is empty (no boundary to compare).
 
+    The distances are computed in units of the largest spacing value and scaled back, so
+    no square of a huge or tiny spacing overflows or underflows on the way.
+
     Args:
         pred, target: bool arrays of the same shape.
         spacing: pixel size per axis (default 1).
 
     Returns:
         A float.
+
+    Raises:
+        ValueError: bad spacing, or spacing times the image diagonal above the float64 range.
     """
     c_pred, c_true = contour(pred), contour(target)
+    sampling = validate_spacing(spacing, c_true.ndim)
+    check_extent(c_true.shape, sampling, torch.float64)
     if not c_pred.any() or not c_true.any():
         return 0.0
-    sampling = validate_spacing(spacing, c_true.ndim)
-    d = ndimage.distance_transform_edt(~c_true, sampling=sampling)
-    return float(d[c_pred].mean())
+    unit, sp_units = spacing_in_units(sampling)
+    d = ndimage.distance_transform_edt(~c_true, sampling=sp_units)
+    return float(d[c_pred].mean()) * unit
 
 
 @register_loss(
