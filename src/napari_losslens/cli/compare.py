@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _io, batch
 from ._common import EXIT_FAILED, EXIT_OK, CliError, Formatter, describe, error, fmt
-from .loss import _convert_param
+from .options import convert_param
 from .outputs import Output, conflicts
 
 __all__ = ["add_parser", "parse_loss_spec", "run"]
@@ -152,7 +152,7 @@ def parse_loss_spec(text: str, files: list[Path] | None = None) -> tuple[str, di
             raise ValueError(
                 f"{item!r}: expected PARAM=VALUE with a parameter of {name!r} ({known})"
             )
-        params[key] = _convert_param(kinds[key], value, [] if files is None else files)
+        params[key] = convert_param(kinds[key], value, [] if files is None else files)
     return name, params
 
 

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from . import _io, batch
 from ._common import EXIT_FAILED, EXIT_OK, CliError, Formatter, describe, error, fmt
 from .engine import add_engine_options, make_engine, running
-from .options import parse_bool, parse_class_weights, parse_spacing, speak_options
+from .options import convert_param, speak_options
 from .outputs import Output
 
 __all__ = ["add_parser", "run"]
@@ -113,47 +113,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 
 
-def _convert_param(kind: str, text: str, files: list[Path]) -> Any:
-    """A ``--param`` value, from text, for a parameter of the given registry kind.
-
-    An array parameter is read from a file, whose path is added to ``files`` (an input of
-    the run, which no output may replace).
-    """
-    t = text.strip()
-    if kind in ("float", "optional_float"):
-        if kind == "optional_float" and t.lower() == "none":
-            return None
-        return float(t)
-    if kind == "int":
-        v = float(t)
-        if v != int(v):
-            raise ValueError(f"expected an integer, got {text!r}")
-        return int(v)
-    if kind == "bool":
-        return parse_bool(t)
-    if kind == "class_weights":
-        return parse_class_weights(t)
-    if kind == "spacing":
-        return parse_spacing(t)
-    if kind == "array":
-        if t.lower() == "none":
-            return None
-        files.append(Path(t))
-        try:
-            return _io.read_array(Path(t))
-        except CliError as err:
-            raise ValueError(f"{t}: {err}") from None
-    # a kind this command line does not know: the most literal reading
-    if t.lower() == "none":
-        return None
-    for convert in (int, float, parse_bool):
-        try:
-            return convert(t)
-        except ValueError:
-            pass
-    return t
-
-
 def _loss_params(
     parser: argparse.ArgumentParser, loss: str, items: Sequence[str]
 ) -> tuple[dict[str, Any], dict[str, str], list[Path]]:
@@ -184,7 +143,7 @@ def _loss_params(
                 f"--param {item}: loss {loss!r} has no parameter {name!r}; it takes: {known}"
             )
         try:
-            params[name] = _convert_param(kinds[name], value, files)
+            params[name] = convert_param(kinds[name], value, files)
         except (ValueError, argparse.ArgumentTypeError) as err:
             parser.error(f"--param {item}: {err}")
     try:

@@ -1,4 +1,5 @@
-"""Option values from text: class weights, spacing, booleans, numbers and chunk sizes.
+"""Option values from text: class weights, spacing, booleans, numbers, chunk sizes and
+loss parameters.
 
 Each parser raises :class:`argparse.ArgumentTypeError` (or ``ValueError``) with a message
 that says what was expected and what was got, so that argparse reports it as a usage error
@@ -11,9 +12,15 @@ import argparse
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import _io
+from ._common import CliError
 
 __all__ = [
     "CLASS_WEIGHTS_FORMS",
+    "convert_param",
     "finite_float",
     "parse_bool",
     "parse_chunks",
@@ -93,6 +100,57 @@ def parse_chunks(text: str) -> tuple[int, ...]:
             f"(e.g. 64,512,512), got {text!r}"
         )
     return values
+
+
+def convert_param(kind: str, text: str, files: list[Path]) -> Any:
+    """A loss parameter's value, from text, for a parameter of the given registry kind.
+
+    The ``--param NAME=VALUE`` of ``losslens loss`` and the ``NAME:PARAM=VALUE`` of
+    ``losslens compare``. An array parameter is read from a file, whose path is added to
+    ``files`` (an input of the run, which no output may replace); a kind the command line
+    does not know gets the most literal reading (None, int, float, bool, else the text).
+
+    Raises:
+        ValueError: the text does not convert (or the array file cannot be read).
+        argparse.ArgumentTypeError: a bad class weights or spacing value.
+
+    Example:
+        >>> convert_param("spacing", "2,1", []), convert_param("optional_float", "none", [])
+        ((2.0, 1.0), None)
+    """
+    t = text.strip()
+    if kind in ("float", "optional_float"):
+        if kind == "optional_float" and t.lower() == "none":
+            return None
+        return float(t)
+    if kind == "int":
+        v = float(t)
+        if v != int(v):
+            raise ValueError(f"expected an integer, got {text!r}")
+        return int(v)
+    if kind == "bool":
+        return parse_bool(t)
+    if kind == "class_weights":
+        return parse_class_weights(t)
+    if kind == "spacing":
+        return parse_spacing(t)
+    if kind == "array":
+        if t.lower() == "none":
+            return None
+        files.append(Path(t))
+        try:
+            return _io.read_array(Path(t))
+        except CliError as err:
+            raise ValueError(f"{t}: {err}") from None
+    # a kind this command line does not know: the most literal reading
+    if t.lower() == "none":
+        return None
+    for convert in (int, float, parse_bool):
+        try:
+            return convert(t)
+        except ValueError:
+            pass
+    return t
 
 
 def _with_value(option: str, value: str) -> str:

@@ -308,9 +308,7 @@ def _boundary(ctx: LossContext, spacing) -> torch.Tensor:
     return ctx.p * _in_context(phi, ctx, "boundary", f"spacing={spacing}")
 
 
-def _hausdorff_distances(
-    ctx: LossContext, spacing
-) -> tuple[np.ndarray, np.ndarray, float]:
+def _hausdorff_distances(ctx: LossContext, spacing) -> tuple[np.ndarray, np.ndarray, float]:
     """d_p and d_y in units of the largest spacing value, and that unit.
 
     d_y is the two-sided distance map of the target, d_p that of [p > 0.5] (constants, no
