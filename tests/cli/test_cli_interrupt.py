@@ -130,3 +130,33 @@ def test_interrupted_loss_batch_reports_the_rows_done_and_a_rerun_completes_the_
     lines = table.read_text().splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == preds
     assert sorted(p.name for p in maps.iterdir()) == ["p0.tif", "p1.tif", "p2.tif"]
+
+
+@pytest.mark.parametrize("command", ["loss", "weights"])
+def test_ctrl_c_while_the_engine_starts_reports_every_file_not_done(
+    tmp_path, capsys, monkeypatch, command
+):
+    import napari_losslens.cli.engine as cli_engine
+
+    targets = [tmp_path / f"t{i}.tif" for i in range(2)]
+    for i, t in enumerate(targets):
+        write_labels(t, shape=(20, 20), n_cells=2, seed=60 + i)
+    closed = []
+
+    def ctrl_c(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_engine.Engine, "start", ctrl_c)
+    monkeypatch.setattr(cli_engine.Engine, "close", lambda self: closed.append(True))
+    out = tmp_path / "out"
+    if command == "loss":
+        argv = ["loss", "--prediction", *map(str, targets), "--target", *map(str, targets)]
+    else:
+        argv = ["weights", *map(str, targets)]
+    assert main([*argv, "-o", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted by SIGINT: 0 of 2 done" in err
+    not_done = err.split("not done", 1)[1]
+    assert all(str(t) in not_done for t in targets)
+    assert closed == [True]  # the engine is closed all the same
+    assert not out.exists() or not any(out.iterdir())

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
-from napari_losslens.core import LossParam, available_losses, get_loss, loss_map, register_loss
+from napari_losslens.core import (
+    LossParam,
+    available_losses,
+    get_loss,
+    loss_map,
+    register_loss,
+    unet_weight_map,
+)
+from napari_losslens.core.losses.distance import UNET_WEIGHT_PARAMS
 
 
 def test_builtin_losses_are_described():
@@ -18,6 +28,13 @@ def test_builtin_losses_are_described():
     unet = losses["unet_ce"].defaults
     assert unet["w0"] == 10.0 and unet["sigma"] == 5.0 and unet["background_only"] is True
     assert unet["separate_touching"] is False and unet["class_weights"] is None
+
+
+def test_unet_weight_params_are_the_unet_ce_params_unet_weight_map_takes():
+    """The names the chunked path and the recorder pass on: neither more nor fewer."""
+    takes = inspect.signature(unet_weight_map).parameters
+    shared = tuple(p.name for p in get_loss("unet_ce").params if p.name in takes)
+    assert sorted(UNET_WEIGHT_PARAMS) == sorted(shared)
 
 
 def test_every_loss_is_documented_and_every_parameter_has_a_range():

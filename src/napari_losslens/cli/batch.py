@@ -330,10 +330,19 @@ class Batch:
             if hasattr(bar, "close"):
                 bar.close()
 
-    def interrupted(self, exc: KeyboardInterrupt, items: Sequence[Path]) -> None:
-        """Record an interruption that came outside :meth:`run` (a cluster starting)."""
-        self.signum = self.signum or int(getattr(exc, "signum", signal.SIGINT))
-        self.not_done = self.not_done or list(items)
+    def run_within(self, context: contextlib.AbstractContextManager, step) -> None:
+        """:meth:`run` inside ``context`` (the started dask engine, say).
+
+        Ctrl-C (or SIGTERM, under :func:`sigterm_interrupts`) while ``context`` starts or
+        stops is recorded like one during the run: what was not done is reported, nothing
+        is raised.
+        """
+        try:
+            with context:
+                self.run(step)
+        except KeyboardInterrupt as exc:  # while the context started or stopped
+            self.signum = self.signum or int(getattr(exc, "signum", signal.SIGINT))
+            self.not_done = self.not_done or list(self.items)
 
     @property
     def exit_status(self) -> int:

@@ -344,11 +344,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     runner = batch.Batch(predictions, "loss", args.quiet or len(predictions) == 1)
     with batch.sigterm_interrupts():
-        try:
-            with running(parser, engine):
-                runner.run(step)
-        except KeyboardInterrupt as exc:  # while the cluster started or stopped
-            runner.interrupted(exc, predictions)
+        runner.run_within(running(parser, engine), step)
         failed = runner.counts["failed"]
         # the rows done so far are reported even after an interruption
         if args.csv is not None:

@@ -173,11 +173,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     runner = batch.Batch(paths, "weights", args.quiet)
     start = time.perf_counter()
     with batch.sigterm_interrupts():
-        try:
-            with running(parser, engine):
-                runner.run(step)
-        except KeyboardInterrupt as exc:  # while the cluster started or stopped
-            runner.interrupted(exc, paths)
+        runner.run_within(running(parser, engine), step)
     seconds = time.perf_counter() - start
     settings = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
     if engine.chunks is not None:

@@ -33,6 +33,7 @@ from ._arrays import (
     validate_prediction,
 )
 from .losses import LossContext
+from .losses.distance import UNET_WEIGHT_PARAMS
 from .registry import get_loss
 from .weights import unet_weight_map_dask
 
@@ -138,20 +139,7 @@ def _prepare_dask(prediction, target, loss, mask, params, device=None):
                     f"and {tuple(target.shape)}"
                 )
         if w is None:
-            w = unet_weight_map_dask(
-                target,
-                **{
-                    k: resolved[k]
-                    for k in (
-                        "w0",
-                        "sigma",
-                        "class_weights",
-                        "spacing",
-                        "background_only",
-                        "separate_touching",
-                    )
-                },
-            )
+            w = unet_weight_map_dask(target, **{k: resolved[k] for k in UNET_WEIGHT_PARAMS})
         arrays.append(da.asarray(w).rechunk(pred.chunks))
     return info, resolved, arrays, mask is not None
 

@@ -39,6 +39,7 @@ import torch
 from .. import __version__
 from ..core import error_map, get_loss, gradient_map, loss_map, loss_value, object_stats
 from ..core import unet_weight_map as _unet_weight_map
+from ..core.losses.distance import UNET_WEIGHT_PARAMS
 from .store import (
     FORMAT,
     FORMAT_VERSION,
@@ -52,15 +53,6 @@ from .store import (
 
 __all__ = ["LossRecorder"]
 
-#: The parameters of :func:`~napari_losslens.core.unet_weight_map` a loss may share.
-_WEIGHT_PARAMS = (
-    "w0",
-    "sigma",
-    "class_weights",
-    "spacing",
-    "background_only",
-    "separate_touching",
-)
 _INITIAL_CAPACITY = 16
 _STOP = object()
 
@@ -434,7 +426,7 @@ class LossRecorder:
     def _weight_map(self, target: np.ndarray) -> np.ndarray | None:
         if not self._has_weight_map():
             return None
-        kwargs = {k: self._params[k] for k in _WEIGHT_PARAMS if k in self._params}
+        kwargs = {k: self._params[k] for k in UNET_WEIGHT_PARAMS if k in self._params}
         return np.asarray(_unet_weight_map(target, **kwargs), np.float32)
 
     def _array(self, group, name, shape, chunks, dtype, *, per_step: bool, fill_value=0):

@@ -37,6 +37,7 @@ from ._context import LossContext
 from ._terms import bce_terms, check_spatial, masked_sum
 
 __all__ = [
+    "UNET_WEIGHT_PARAMS",
     "boundary_signed_distance",
     "contour",
     "distance_penalty_map",
@@ -166,6 +167,18 @@ def distance_penalty_map(foreground: np.ndarray, spacing=None) -> np.ndarray:
 
 
 _SPACING = LossParam("spacing", None, kind="spacing", description="pixel size per axis", gui=False)
+
+#: The parameters of ``unet_ce`` that are :func:`~napari_losslens.core.unet_weight_map`'s:
+#: what a caller that computes the weight map itself (the chunked path, the training
+#: recorder) passes on.
+UNET_WEIGHT_PARAMS = (
+    "w0",
+    "sigma",
+    "class_weights",
+    "spacing",
+    "background_only",
+    "separate_touching",
+)
 
 
 @register_loss(
