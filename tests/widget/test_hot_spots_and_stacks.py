@@ -83,3 +83,22 @@ def test_stack_as_volume_uses_scale(make_napari_viewer):
     widget.compute()
     ref = core.unet_weight_map(labels, spacing=(4.0, 1.0, 1.0))
     np.testing.assert_allclose(widget.layers["weight_map"].data, ref, atol=1e-3)
+
+
+def test_stack_controls_only_for_stacks(make_napari_viewer):
+    """A 2D ground truth hides the stack choices; picking a stack shows them again."""
+    viewer = make_napari_viewer()
+    labels, pred = _stack()
+    viewer.add_labels(labels[0], name="gt 2d")
+    viewer.add_image(pred[0], name="prediction")
+    widget = LossLensWidget(viewer)
+    stack_controls = (widget.stack_mode, widget.current_slice, widget.stack_hint)
+    assert widget.labels_layer.value is viewer.layers["gt 2d"]
+    assert all(control.native.isHidden() for control in stack_controls)
+    viewer.add_labels(labels, name="gt stack")
+    widget.labels_layer.value = viewer.layers["gt stack"]
+    assert not widget.stack_mode.native.isHidden()
+    assert not widget.current_slice.native.isHidden()
+    assert not widget.stack_hint.native.isHidden()
+    widget.labels_layer.value = viewer.layers["gt 2d"]
+    assert all(control.native.isHidden() for control in stack_controls)

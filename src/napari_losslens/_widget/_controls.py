@@ -455,8 +455,13 @@ class LossLensControls(Container):
 
     def _suggest_stack_mode(self, layer=None, *_):
         """For a stack, read the leading axis as time (independent frames) when it is
-        labelled so, else as z (a volume), and say which in a hint under the choice."""
-        if layer is None or layer.ndim < 3:
+        labelled so, else as z (a volume), and say which in a hint under the choice; for
+        a 2D layer hide the stack controls."""
+        is_stack = layer is not None and layer.ndim >= 3
+        # a 2D image has no stack to read: the choices would only puzzle
+        self.stack_mode.visible = is_stack
+        self.current_slice.visible = is_stack
+        if not is_stack:
             self.stack_hint.visible = False
             return
         mode, hint = _stack_default(layer, self._viewer)
