@@ -18,6 +18,8 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
+from ._accumulate import sum_float64
+
 __all__ = ["LossContext"]
 
 
@@ -96,15 +98,19 @@ class LossContext:
 
         float32 terms of 1e37 over a million pixels would overflow a float32 sum; in float64
         the sum, and the ratios and means built from it, stay finite and exact to float64
-        rounding. The loss is returned in the input's dtype at the end. A bool ``x`` is
-        counted (its True pixels), exactly, without a float map.
+        rounding (:func:`~napari_losslens.core.losses._accumulate.sum_float64`: every term
+        converted and added in float64, chunk by chunk in the cache, without a float64 copy
+        of the map). The loss is returned in the input's dtype at the end. A bool ``x`` is
+        counted (its True pixels), exactly, without a float or integer map.
         """
         if x.dtype == torch.bool:  # a count (e.g. of foreground pixels): exact in int64
             counted = x if self.mask is None else x & self.mask
-            return counted.sum().to(torch.float64)
-        if self.mask is None:
+            return torch.count_nonzero(counted).to(torch.float64)
+        if self.mask is not None:
+            x = torch.where(self.mask, x, 0.0)
+        if not x.dtype.is_floating_point:  # integer terms: converted as before
             return x.sum(dtype=torch.float64)
-        return torch.where(self.mask, x, torch.zeros_like(x)).sum(dtype=torch.float64)
+        return sum_float64(x)
 
     @cached_property
     def count(self) -> int:
