@@ -24,7 +24,9 @@ def _paths():
     a shorter last one), the path CUDA tensors and bfloat16 take."""
     return [
         pytest.param(sum_float64, id="sum_float64"),
-        pytest.param(lambda x: chunked_float64_sum(x, chunk=4099), id="torch-chunks"),
+        pytest.param(
+            lambda x, where=None: chunked_float64_sum(x, where, chunk=4099), id="torch-chunks"
+        ),
     ]
 
 
@@ -144,6 +146,63 @@ def test_float64_input_is_torch_sum():
     assert torch.equal(sum_float64(x), x.sum())
 
 
+# ---------------------------------------------------------------- sums over a region
+
+
+@pytest.mark.parametrize("total", _paths())
+def test_sum_over_a_region_is_exact(total, device):
+    x, _ = _exact_ones_and_small(2**22 - 1000, 1000, 2.0**-29)
+    region = np.random.default_rng(6).random(x.size) > 0.4
+    exact = math.fsum(x.astype(np.float64)[region])  # every partial sum exact: no rounding
+    got = total(torch.from_numpy(x).to(device), where=torch.from_numpy(region).to(device))
+    assert got.dtype == torch.float64 and float(got) == exact
+
+
+@pytest.mark.parametrize("total", _paths())
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_terms_outside_the_region_are_left_out_whatever_their_value(total, bad, device):
+    x = torch.rand(600, 700, generator=torch.Generator().manual_seed(7))
+    region = x > 0.3
+    x[~region] = bad  # 0·inf would be NaN: the sum must not touch these terms
+    want = math.fsum(x[region].double().tolist())
+    assert float(total(x.to(device), where=region.to(device))) == pytest.approx(want, rel=1e-15)
+
+
+def test_gradient_of_a_sum_over_a_region_is_the_region(device):
+    x = torch.rand(300, 400, generator=torch.Generator().manual_seed(8)).to(device)
+    region = x > 0.5
+    x.requires_grad_(True)
+    (g,) = torch.autograd.grad(3.0 * sum_float64(x, where=region), x)
+    assert g.dtype == torch.float32
+    assert torch.equal(g, 3.0 * region.to(torch.float32))
+    # a second derivative goes through the masked sum too
+    (g2,) = torch.autograd.grad(sum_float64(x * x, where=region), x, create_graph=True)
+    torch.testing.assert_close(g2, 2 * x * region)
+    (h,) = torch.autograd.grad(g2.sum(), x)
+    assert torch.equal(h, 2.0 * region.to(torch.float32))
+
+
+def test_float64_terms_over_a_region():
+    x = torch.rand(200, 300, dtype=torch.float64).requires_grad_(True)
+    region = x > 0.5
+    s = sum_float64(x, where=region)
+    assert float(s.detach()) == pytest.approx(math.fsum(x[region].tolist()), rel=1e-14)
+    (g,) = torch.autograd.grad(s, x)
+    assert torch.equal(g, region.double())
+
+
+def test_where_of_another_shape_or_type_is_refused():
+    x = torch.rand(4, 5)
+    with pytest.raises(
+        ValueError, match=r"where must have the shape and device of x, got \(5, 4\)"
+    ):
+        sum_float64(x, where=torch.ones(5, 4, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"where must be a bool tensor, got dtype torch.float32"):
+        sum_float64(x, where=torch.ones(4, 5))
+    with pytest.raises(TypeError, match=r"where must be a bool tensor, got ndarray"):
+        sum_float64(x, where=np.ones((4, 5), bool))
+
+
 @pytest.mark.parametrize(
     ("value", "match"),
     [
@@ -168,6 +227,10 @@ def test_context_sum_counts_only_masked_pixels_exactly():
     assert got.dtype == torch.float64
     assert float(got) == math.fsum(x.astype(np.float64)[mask.numpy()])
     assert float(ctx.sum(t > 0.5)) == float(((t > 0.5) & mask).sum())  # a count
+    region = torch.from_numpy(np.random.default_rng(9).random(x.size) > 0.5)
+    both = (mask & region).numpy()
+    assert float(ctx.sum(t, where=region)) == math.fsum(x.astype(np.float64)[both])
+    assert float(ctx.sum(t > 0.5, where=region)) == float(((t > 0.5) & mask & region).sum())
 
 
 def _dice_case():

@@ -18,6 +18,15 @@ where they are added:
   chunks of 2^22 elements; each is copied into one reused float64 buffer (in the GPU's
   L2 cache) and summed there, and the chunks' float64 partial sums are added.
 
+Masked sums (``where=``, the counted pixels, or Dice's Σpy as the sum of p over the
+foreground) take no masked copy of the map either. On the CPU, numpy multiplies each chunk
+of 2^18 terms by the mask into a float64 buffer (exact: a product by 0 or 1), sums it
+pairwise, and adds the chunks' sums exactly (``math.fsum``); about 25 ms on 4096², where
+``torch.where(mask, x, 0)`` alone writes a new map (about 250 ms on this machine). A term
+outside the mask that is not finite would turn the product into NaN: then numpy's
+``where=`` reduction, which skips it, gives the sum. The torch path applies ``where`` chunk
+by chunk in its buffer. The backward of a masked sum is the mask times the gradient.
+
 Every term is converted exactly (float64 holds every float32, float16 and bfloat16 value)
 and every addition is a float64 addition, as in ``sum(dtype=float64)``; only the order of
 the additions differs. The backward is the sum's: the incoming 0-d gradient, cast to the
@@ -40,6 +49,8 @@ Reference: N. J. Higham, "The accuracy of floating point summation", SIAM J. Sci
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -48,93 +59,158 @@ __all__ = ["sum_float64"]
 #: Elements per chunk of the torch path: large enough that the launches are few (four for
 #: 4096²), small enough that a chunk's float64 copy (32 MB) stays in a GPU's L2 cache.
 TORCH_CHUNK = 1 << 22
+#: Elements per chunk of numpy's masked sum on the CPU (2 MB as float64: in the L2 cache).
+NUMPY_CHUNK = 1 << 18
 
 # dtypes numpy reads straight from a CPU tensor's memory (numpy has no bfloat16)
 _NUMPY_DTYPES = (torch.float32, torch.float16)
 
 
-def chunked_float64_sum(x: torch.Tensor, chunk: int = TORCH_CHUNK) -> torch.Tensor:
-    """Σx in float64 (0-d), in torch alone, chunk by chunk through one float64 buffer.
+def chunked_float64_sum(
+    x: torch.Tensor, where: torch.Tensor | None = None, chunk: int = TORCH_CHUNK
+) -> torch.Tensor:
+    """Σx (over ``where`` if given) in float64 (0-d), in torch alone, chunk by chunk
+    through one float64 buffer.
 
-    No autograd (see :func:`sum_float64`); any device and floating dtype.
+    No autograd (see :func:`sum_float64`); any device and floating dtype. Terms outside
+    ``where`` are left out, whatever their value (NaN and inf included).
     """
     flat = x.reshape(-1)  # a view for the usual contiguous terms
-    if flat.numel() <= chunk:
+    region = None if where is None else where.reshape(-1)
+    if flat.numel() <= chunk and region is None:
         return flat.to(torch.float64).sum()
+    chunk = min(chunk, max(flat.numel(), 1))
     chunks = flat.split(chunk)
+    regions = [None] * len(chunks) if region is None else region.split(chunk)
     # one buffer for every chunk: a fresh float64 tensor per chunk would be a fresh
     # allocation per chunk
     buffer = torch.empty(chunk, dtype=torch.float64, device=x.device)
     partials = torch.empty(len(chunks), dtype=torch.float64, device=x.device)
-    for i, c in enumerate(chunks):
+    zero = torch.zeros((), dtype=torch.float64, device=x.device)
+    for i, (c, r) in enumerate(zip(chunks, regions, strict=True)):
         b = buffer[: c.numel()]
         b.copy_(c)  # exact: float64 holds every float32, float16 and bfloat16 value
+        if r is not None:
+            torch.where(r, b, zero, out=b)
         torch.sum(b, 0, out=partials[i])
     return partials.sum()
 
 
-def _float64_sum(x: torch.Tensor) -> torch.Tensor:
-    """Σx in float64 (0-d, on x's device), by the fastest exact path; no autograd."""
+def _numpy_masked_sum(a: np.ndarray, m: np.ndarray) -> float:
+    """Σ a[m] in float64 for float32/float16 ``a`` and bool ``m`` (numpy, one thread).
+
+    Chunk by chunk: a·m into a float64 buffer (exact: a product by 0 or 1), numpy's
+    pairwise sum of the buffer, then the exactly rounded sum of the partial sums
+    (``math.fsum``). A term that is not finite outside ``m`` would make a NaN there (0·inf):
+    then the slower ``where=`` reduction, which skips those terms, gives the sum.
+    """
+    a, m = a.reshape(-1), m.reshape(-1)
+    chunk = min(NUMPY_CHUNK, max(a.size, 1))
+    buffer = np.empty(chunk, np.float64)
+    partials = []
+    with np.errstate(invalid="ignore"):  # 0·inf outside the mask: handled below
+        for i in range(0, a.size, chunk):
+            b = buffer[: min(chunk, a.size - i)]
+            np.multiply(a[i : i + b.size], m[i : i + b.size], out=b, dtype=np.float64)
+            partials.append(np.add.reduce(b))
+    total = math.fsum(partials)
+    if math.isfinite(total):
+        return total
+    return float(np.add.reduce(a, dtype=np.float64, where=m))
+
+
+def _float64_sum(x: torch.Tensor, where: torch.Tensor | None) -> torch.Tensor:
+    """Σx (over ``where``) in float64 (0-d, on x's device), by the fastest exact path; no
+    autograd."""
     if x.device.type == "cpu" and x.dtype in _NUMPY_DTYPES:
         a = x.detach().resolve_neg().numpy()  # the tensor's memory, strides and all
-        total = np.add.reduce(a, axis=None, dtype=np.float64)
-        return torch.tensor(float(total), dtype=torch.float64)
-    return chunked_float64_sum(x)
+        if where is None:
+            total = float(np.add.reduce(a, axis=None, dtype=np.float64))
+        else:
+            total = _numpy_masked_sum(a, where.numpy())
+        return torch.tensor(total, dtype=torch.float64)
+    return chunked_float64_sum(x, where)
 
 
 class _Float64Sum(torch.autograd.Function):
-    """Σx accumulated in float64, with the backward of ``sum``."""
+    """Σx (over ``where``) accumulated in float64, with the backward of a (masked) sum."""
 
     @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return _float64_sum(x)
+    def forward(x: torch.Tensor, where: torch.Tensor | None) -> torch.Tensor:
+        return _float64_sum(x, where)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        (x,) = inputs
+        x, where = inputs
         ctx.shape = x.shape
         ctx.dtype = x.dtype
+        ctx.where = where  # a bool tensor: not differentiable, nothing to save for autograd
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx, grad: torch.Tensor):
         # cast the 0-d gradient, then expand: a view, where casting the expanded float64
         # gradient would write a full map (built from differentiable ops, so a second
         # derivative, ``create_graph=True``, goes through it)
-        return grad.to(ctx.dtype).expand(ctx.shape)
+        g = grad.to(ctx.dtype)
+        if ctx.where is None:
+            return g.expand(ctx.shape), None
+        if g.device.type == "cpu" and not g.requires_grad and math.isfinite(float(g)):
+            # [where]·g: one cast and an in-place product, twice as fast on the CPU as
+            # ``torch.where``; the same values for a finite g
+            return ctx.where.to(ctx.dtype).mul_(g), None
+        return torch.where(ctx.where, g, torch.zeros((), dtype=g.dtype, device=g.device)), None
 
 
-def sum_float64(x: torch.Tensor) -> torch.Tensor:
-    r"""The sum of every element of ``x``, accumulated in float64.
+def sum_float64(x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The sum of the elements of ``x`` (those where ``where`` is True), in float64.
 
     .. math::
 
-        S = \sum_i x_i \quad \text{(every term converted to float64, every addition in float64)}
+        S = \sum_{i \,:\, w_i} x_i \quad \text{(every term converted to float64, every
+        addition in float64)}
 
-    The same value as ``x.sum(dtype=torch.float64)`` up to float64 rounding (the order of
-    the additions differs), the same gradient (1 for every element, in ``x``'s dtype), at
-    the cost of one read of ``x`` and no float64 copy of it: see the module docstring for
-    the method and the bound ``|error| <= (n − 1)·2^-53·Σ|x_i|``.
+    The same value as ``x.sum(dtype=torch.float64)`` (or ``torch.where(where, x,
+    0).sum(dtype=torch.float64)``) up to float64 rounding (the order of the additions
+    differs), the same gradient (1 on the counted elements, 0 elsewhere, in ``x``'s dtype),
+    at the cost of one read of ``x`` and no float64 copy of it: see the module docstring for
+    the method and the bound ``|error| <= (n − 1)·2^-53·Σ|x_i|``. Elements outside
+    ``where`` are left out whatever their value, NaN and inf included.
 
     Args:
         x: a floating tensor of any shape, on any device.
+        where: optional bool tensor of ``x``'s shape and device: the elements to add.
 
     Returns:
         A 0-d float64 tensor on ``x``'s device, differentiable with respect to ``x``.
 
     Raises:
-        TypeError: ``x`` is not a floating tensor.
+        TypeError: ``x`` is not a floating tensor, or ``where`` not a bool tensor.
+        ValueError: ``where`` has another shape or device than ``x``.
 
     Example:
         >>> import torch
         >>> x = torch.tensor([2.0**24, 1.0, 1.0, 1.0])  # float32 cannot hold 2^24 + 3
         >>> float(sum_float64(x)), float(x.sum())
         (16777219.0, 16777216.0)
+        >>> float(sum_float64(x, where=torch.tensor([False, True, True, False])))
+        2.0
     """
     if not (isinstance(x, torch.Tensor) and x.dtype.is_floating_point):
         got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise TypeError(f"sum_float64 needs a floating tensor, got {got}")
+    if where is not None:
+        if not (isinstance(where, torch.Tensor) and where.dtype == torch.bool):
+            got = (
+                f"dtype {where.dtype}" if isinstance(where, torch.Tensor) else type(where).__name__
+            )
+            raise TypeError(f"sum_float64: where must be a bool tensor, got {got}")
+        if where.shape != x.shape or where.device != x.device:
+            raise ValueError(
+                "sum_float64: where must have the shape and device of x, got "
+                f"{tuple(where.shape)} on {where.device} and {tuple(x.shape)} on {x.device}"
+            )
     if x.dtype == torch.float64:  # nothing to convert: torch's own float64 sum
-        return x.sum()
+        return x.sum() if where is None else torch.where(where, x, 0.0).sum()
     if not (x.requires_grad and torch.is_grad_enabled()):
-        return _float64_sum(x)
-    return _Float64Sum.apply(x)
+        return _float64_sum(x, where)
+    return _Float64Sum.apply(x, where)
