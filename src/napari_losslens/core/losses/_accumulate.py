@@ -15,17 +15,18 @@ where they are added:
   The pure-torch loop over chunks (below) costs two parallel regions per chunk: 15 ms with
   one thread, 36 to 90 ms with two on a busy two-core machine.
 - Other devices (CUDA) and dtypes (bfloat16): torch alone. The flattened tensor is cut into
-  chunks of 2^22 elements; each is copied into one reused float64 buffer (in the GPU's
-  L2 cache) and summed there, and the chunks' float64 partial sums are added.
+  chunks of 2^22 elements; each is copied into one reused float64 buffer (32 MB, within
+  the L2 cache of recent GPUs) and summed there, and the chunks' float64 partial sums are added.
 
 Masked sums (``where=``, the counted pixels, or Dice's Σpy as the sum of p over the
 foreground) take no masked copy of the map either. On the CPU, numpy multiplies each chunk
 of 2^18 terms by the mask into a float64 buffer (exact: a product by 0 or 1), sums it
-pairwise, and adds the chunks' sums exactly (``math.fsum``); about 25 ms on 4096², where
-``torch.where(mask, x, 0)`` alone writes a new map (about 250 ms on this machine). A term
-outside the mask that is not finite would turn the product into NaN: then numpy's
-``where=`` reduction, which skips it, gives the sum. The torch path applies ``where`` chunk
-by chunk in its buffer. The backward of a masked sum is the mask times the gradient.
+pairwise, and adds the chunks' sums exactly (``math.fsum``): about 25 ms on 4096², where
+``torch.where(mask, x, 0)`` alone writes a new map (about 250 ms, on a shared two-core
+machine). A term outside the mask that is not finite would turn the product into NaN: then
+numpy's ``where=`` reduction, which skips it, gives the sum. The torch path applies
+``where`` chunk by chunk in its buffer. The backward of a masked sum is the mask times the
+gradient.
 
 Every term is converted exactly (float64 holds every float32, float16 and bfloat16 value)
 and every addition is a float64 addition, as in ``sum(dtype=float64)``; only the order of
@@ -59,7 +60,7 @@ __all__ = ["sum_float64"]
 #: Elements per chunk of the torch path: large enough that the launches are few (four for
 #: 4096²), small enough that a chunk's float64 copy (32 MB) stays in a GPU's L2 cache.
 TORCH_CHUNK = 1 << 22
-#: Elements per chunk of numpy's masked sum on the CPU (2 MB as float64: in the L2 cache).
+#: Elements per chunk of numpy's masked sum on the CPU (a 2 MB float64 buffer, in the cache).
 NUMPY_CHUNK = 1 << 18
 
 # dtypes numpy reads straight from a CPU tensor's memory (numpy has no bfloat16)
