@@ -19,3 +19,6 @@ timeout 60 "$PY" -m pytest -q -p no:xvfb -p no:randomly tests/core/test_two_near
     -k torch || echo "TORCH KERNEL TESTS FAILED"
 # GPU times of the transform and the weight map, and their difference from the CPU result
 timeout 60 "$PY" tests/benchmarks/bench_gpu.py --repeat 10 || echo "GPU BENCHMARK FAILED"
+# loss maps on the GPU against the plain torch expression (the float64 sums' chunked path)
+timeout 90 "$PY" tests/benchmarks/bench_weight_map.py --losses-only --device cuda \
+    || echo "LOSS MAP BENCHMARK FAILED"

@@ -8,6 +8,7 @@ repository root:
     python tests/benchmarks/bench_weight_map.py            # CPU, default sizes
     python tests/benchmarks/bench_weight_map.py --device cuda
     python tests/benchmarks/bench_weight_map.py --quick    # small sizes, a smoke run
+    python tests/benchmarks/bench_weight_map.py --losses-only  # the loss table alone
 
 Rows of the weight-map table (w0 = 10, σ = 5, cutoff R = ``cutoff_radius(10, 5)``):
 
@@ -228,6 +229,7 @@ def main(argv=None):
     ap.add_argument("--reference-cells", type=int, default=40)
     ap.add_argument("--full-reference", action="store_true", help="no scaled definition")
     ap.add_argument("--skip-losses", action="store_true")
+    ap.add_argument("--losses-only", action="store_true", help="the loss table alone")
     args = ap.parse_args(argv)
     max_ref = None if args.full_reference else args.reference_cells
 
@@ -247,38 +249,42 @@ def main(argv=None):
             ),
         ]
         loss_size = 4096
+    if args.losses_only:
+        cases = []
     rows = [run_case(n, lab, sp, args, max_ref) for n, lab, sp in cases]
 
-    print(
-        f"\nU-Net weight map (w0=10, sigma=5), device={args.device}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, best of {args.repeat} interleaved runs"
-    )
-    print(
-        "| case | shape | spacing | cells | definition (s) | cropped scipy (s) | "
-        "two edt EDTs (s) | napari-losslens weight map (s) | its transform alone (s) | "
-        "kernels + fused formula (s) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    if rows:
         print(
-            f"| {r['case']} | {r['shape']} | {r['spacing']} | {r['cells']} | "
-            f"{r['def_s']:.2f}{r['def_note']} | {r['crop_s']:.3f} | {r['edt_s']:.3f} | "
-            f"{r['fast_s']:.3f} | {r['dist_s']:.3f} | {r['fused_s']:.3f} |"
+            f"\nU-Net weight map (w0=10, sigma=5), device={args.device}, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"best of {args.repeat} interleaved runs"
         )
-    print(
-        "\n| case | definition / ours | cropped / ours | two EDTs / ours | "
-        "two EDTs / transform alone | cropped / fused | two EDTs / fused | "
-        "max abs error vs cropped (weight map, fused) | vs definition |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
         print(
-            f"| {r['case']} | **{r['def_s'] / r['fast_s']:.0f}x** | "
-            f"**{r['crop_s'] / r['fast_s']:.2f}x** | **{r['edt_s'] / r['fast_s']:.2f}x** | "
-            f"{r['edt_s'] / r['dist_s']:.2f}x | {r['crop_s'] / r['fused_s']:.2f}x | "
-            f"{r['edt_s'] / r['fused_s']:.2f}x | {r['err_crop']:.1e}, {r['err_fused']:.1e} | "
-            f"{r['err_def']:.1e} |"
+            "| case | shape | spacing | cells | definition (s) | cropped scipy (s) | "
+            "two edt EDTs (s) | napari-losslens weight map (s) | its transform alone (s) | "
+            "kernels + fused formula (s) |"
         )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['case']} | {r['shape']} | {r['spacing']} | {r['cells']} | "
+                f"{r['def_s']:.2f}{r['def_note']} | {r['crop_s']:.3f} | {r['edt_s']:.3f} | "
+                f"{r['fast_s']:.3f} | {r['dist_s']:.3f} | {r['fused_s']:.3f} |"
+            )
+        print(
+            "\n| case | definition / ours | cropped / ours | two EDTs / ours | "
+            "two EDTs / transform alone | cropped / fused | two EDTs / fused | "
+            "max abs error vs cropped (weight map, fused) | vs definition |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['case']} | **{r['def_s'] / r['fast_s']:.0f}x** | "
+                f"**{r['crop_s'] / r['fast_s']:.2f}x** | **{r['edt_s'] / r['fast_s']:.2f}x** | "
+                f"{r['edt_s'] / r['dist_s']:.2f}x | {r['crop_s'] / r['fused_s']:.2f}x | "
+                f"{r['edt_s'] / r['fused_s']:.2f}x | {r['err_crop']:.1e}, {r['err_fused']:.1e} | "
+                f"{r['err_def']:.1e} |"
+            )
     if not args.skip_losses:
         print(f"\nloss_map on a {loss_size}x{loss_size} prediction, device={args.device}")
         print("| loss | loss_map (s) | plain torch (s) | ratio | max abs difference |")

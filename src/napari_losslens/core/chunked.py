@@ -59,8 +59,8 @@ class _GlobalSums:
         self._total_count = total_count
         self._strict = strict
 
-    def sum(self, x):
-        local = super().sum(x)
+    def sum(self, x, where=None):
+        local = super().sum(x, where=where)
         i = len(self.recorded)
         self.recorded.append(float(local.detach().double()))
         if self._sums is not None and i < len(self._sums):

@@ -18,6 +18,8 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
+from ._accumulate import sum_float64
+
 __all__ = ["LossContext"]
 
 
@@ -91,20 +93,35 @@ class LossContext:
             return -F.softplus(self.input)
         return torch.log1p(-self.p_clamped)
 
-    def sum(self, x: torch.Tensor) -> torch.Tensor:
+    def sum(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """Sum over the counted pixels, accumulated in float64 (a 0-d float64 tensor).
 
         float32 terms of 1e37 over a million pixels would overflow a float32 sum; in float64
         the sum, and the ratios and means built from it, stay finite and exact to float64
-        rounding. The loss is returned in the input's dtype at the end. A bool ``x`` is
-        counted (its True pixels), exactly, without a float map.
+        rounding (:func:`~napari_losslens.core.losses._accumulate.sum_float64`: every term
+        converted and added in float64, a few at a time, without a float64 copy of the
+        map). The loss is returned in the input's dtype at the end. A bool ``x`` is counted
+        (its True pixels), exactly, without a float or integer map.
+
+        Args:
+            x: the terms, of the labels' shape (or one that broadcasts against the mask).
+            where: optional bool tensor of ``x``'s shape: sum over these pixels only (and
+                the counted ones), the same as ``sum(torch.where(where, x, 0))`` without
+                the masked map.
         """
+        region = self.mask
+        if where is not None:
+            region = where if region is None else where & region
         if x.dtype == torch.bool:  # a count (e.g. of foreground pixels): exact in int64
-            counted = x if self.mask is None else x & self.mask
-            return counted.sum().to(torch.float64)
-        if self.mask is None:
+            counted = x if region is None else x & region
+            return torch.count_nonzero(counted).to(torch.float64)
+        if region is not None and (
+            region.shape != x.shape or not x.dtype.is_floating_point
+        ):  # terms that broadcast against the mask, or integer terms: a masked map
+            x, region = torch.where(region, x, 0), None
+        if not x.dtype.is_floating_point:  # integer terms: converted as before
             return x.sum(dtype=torch.float64)
-        return torch.where(self.mask, x, torch.zeros_like(x)).sum(dtype=torch.float64)
+        return sum_float64(x, where=region)
 
     @cached_property
     def count(self) -> int:

@@ -89,8 +89,12 @@ def y_pow_sum(ctx: LossContext, gamma: float) -> torch.Tensor:
 
 
 def dice_score(ctx: LossContext, smooth: float, gamma: float) -> torch.Tensor:
-    """(2Σpy + s) / (Σp^γ + Σy^γ + s) over the counted pixels."""
-    num = 2.0 * ctx.sum(ctx.p * ctx.y) + smooth
+    """(2Σpy + s) / (Σp^γ + Σy^γ + s) over the counted pixels.
+
+    Σpy is taken as the sum of p over the foreground (``ctx.sum(p, where=fg)``): the same
+    value and gradient as Σp·y (y is 0 or 1, p finite), without a map of p·y or of y.
+    """
+    num = 2.0 * ctx.sum(ctx.p, where=ctx.fg) + smooth
     den = ctx.sum(p_pow(ctx, gamma)) + y_pow_sum(ctx, gamma) + smooth
     return num / den
 
