@@ -83,7 +83,7 @@ class ComputeOrchestrator:
     Args:
         client: reads requests and receives progress, results and errors.
         parent: the QObject that owns the timers (the widget's native widget).
-        debounce_ms: how long :meth:`start_soon` waits for the changes to stop.
+        debounce_ms: how long :meth:`start_soon` waits for a burst of changes to stop.
     """
 
     #: At most this many background workers are alive at once: the current one and one that
@@ -103,7 +103,11 @@ class ComputeOrchestrator:
         self.closed = False  # closed or out of its dock: no background work
         self.dead = False  # the Qt widget is gone: never again
         self._requested: float | None = None  # when the first unserved change came
-        self._debounced_start: Callable[[], None] = qdebounced(self.start, timeout=debounce_ms)
+        # leading edge: a lone change starts at once; the changes that follow it within
+        # ``debounce_ms`` of each other start one more computation when they stop
+        self._debounced_start: Callable[[], None] = qdebounced(
+            self.start, timeout=debounce_ms, leading=True
+        )
         self._progress_timer = QTimer(parent)
         self._progress_timer.setSingleShot(True)
         self._progress_timer.timeout.connect(self._on_long_running)
@@ -128,7 +132,10 @@ class ComputeOrchestrator:
     # ---------------------------------------------------------------- control
 
     def start_soon(self) -> None:
-        """Start once the changes stop for ``debounce_ms`` (live mode, edits)."""
+        """Start now if no change came in the last ``debounce_ms``, else once the changes
+        stop for that long (live mode, edits): a single slider move waits for nothing, and
+        a burst costs two computations at most (its first change's, cancelled, and its
+        last one's)."""
         if self._requested is None:
             self._requested = time.perf_counter()
         self._debounced_start()
