@@ -14,7 +14,11 @@ workers. Its rules:
   shows a bar and the running step).
 - **Early outputs.** An output that is final before the computation ends (the weight map,
   what a w0/σ slider changes) is handed to the client at once, the rest when it is done;
-  not when a newer change already waits (in a burst, it would soon be replaced).
+  not when a newer change already waits (in a burst, it would soon be replaced). The
+  worker waits until the main thread has taken it (at most
+  :attr:`ComputeOrchestrator.READY_WAIT_S`) before its next step, so that the loss, the
+  statistics and the hot-spots do not take the CPU from the main thread while it shows
+  what the user is tuning.
 - **Errors are handled here.** A worker's exception goes to the client once (which shows
   one notification); it is never re-raised on the main thread, where it would reach
   ``sys.excepthook`` (with PyQt6 and Python's default hook, that aborts the process).
@@ -28,6 +32,7 @@ What to compute and what to do with results is not its business: it asks a
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -91,6 +96,9 @@ class ComputeOrchestrator:
     MAX_WORKERS = 2
     #: A background computation that runs longer than this (ms) is reported as long.
     PROGRESS_DELAY_MS = 300
+    #: After sending an early output, a worker waits at most this long (s) for the main
+    #: thread to take it before it goes on.
+    READY_WAIT_S = 0.5
 
     def __init__(self, client: Client, parent: QObject, debounce_ms: int = 15):
         self._client = client
@@ -216,16 +224,29 @@ class ComputeOrchestrator:
             return
 
         memo = self._client.memo
+        taken = threading.Event()  # the main thread took the early outputs (or let go)
+        wait_s = self.READY_WAIT_S
 
         def work():
-            return (yield from run_steps(request, cache, memo))
+            steps = run_steps(request, cache, memo)
+            try:
+                progress = next(steps)
+                while True:
+                    yield progress
+                    if progress.ready:
+                        taken.wait(wait_s)  # the main thread first, then the next step
+                    progress = next(steps)
+            except StopIteration as stop:
+                return stop.value
 
         # superqt's worker, not napari's: napari's relays every error to its notification
         # manager (a second notification, with a traceback that prints the arrays), and
         # without an ``errored`` handler at creation both re-raise it on the main thread
         worker = create_worker(work, _start_thread=False, _ignore_errors=True)
         # the callbacks hold the generation, not the worker: no reference cycle
-        worker.yielded.connect(lambda progress: self._on_yielded(generation, inputs, progress))
+        worker.yielded.connect(
+            lambda progress: self._on_yielded(generation, inputs, progress, taken)
+        )
         worker.returned.connect(
             lambda result: self._on_returned(generation, inputs, result, requested)
         )
@@ -242,15 +263,22 @@ class ComputeOrchestrator:
     def _current(self, generation: int) -> bool:
         return not self.dead and generation == self._generation
 
-    def _on_yielded(self, generation: int, inputs, progress: Progress) -> None:
-        if not self._current(generation):
-            return
-        if progress.ready and self._requested is None and not self.pending:
-            # shown at once, unless a newer change already waits (during a burst of
-            # changes the main thread would spend its time on outputs about to be replaced)
-            self._client.on_ready(inputs, progress)
-        self.step = progress.step
-        self._client.on_step(progress, self.long_running)
+    def _on_yielded(
+        self, generation: int, inputs, progress: Progress, taken: threading.Event
+    ) -> None:
+        try:
+            if not self._current(generation):
+                return
+            if progress.ready and self._requested is None and not self.pending:
+                # shown at once, unless a newer change already waits (during a burst of
+                # changes the main thread would spend its time on outputs about to be
+                # replaced)
+                self._client.on_ready(inputs, progress)
+            self.step = progress.step
+            self._client.on_step(progress, self.long_running)
+        finally:
+            if progress.ready:
+                taken.set()  # the worker goes on
 
     def _on_long_running(self) -> None:
         if self.dead or self.worker is None:
