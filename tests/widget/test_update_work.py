@@ -177,3 +177,23 @@ def test_a_lone_live_change_starts_computing_at_once(widget, qtbot):
     assert widget.worker is not None  # started by the change itself, no debounce wait
     qtbot.waitUntil(lambda: not widget.workers, timeout=30_000)
     assert widget.last_result.arrays["weight_map"] is widget.layers["weight_map"].data
+
+
+def test_a_live_update_leaves_the_status_line_alone_until_done(widget, qtbot):
+    widget.outputs.value = ("weight_map",)
+    widget.compute()
+    widget.live.value = True
+    qtbot.waitUntil(lambda: not widget.workers, timeout=30_000)
+    qtbot.wait(100)  # past the debounce window of the change that turned live on
+    before = widget.status.value
+    assert "shown in" in before
+    widget.sigma.value = 3.0  # starts at once (see above)
+    assert widget.worker is not None
+    assert widget.status.value == before  # no "computing…": each rewrite relayouts the dock
+    qtbot.waitUntil(lambda: not widget.workers, timeout=30_000)
+    assert "shown in" in widget.status.value
+    widget.live.value = False
+    widget.compute_button.clicked.emit()  # a click says that it computes
+    assert widget.worker is not None and widget.status.value == "computing…"
+    qtbot.waitUntil(lambda: not widget.workers, timeout=30_000)
+    assert "shown in" in widget.status.value

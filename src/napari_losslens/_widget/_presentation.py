@@ -91,9 +91,14 @@ class Presenter:
 
     # ------------------------------------------------------------------ progress
 
-    def started(self) -> None:
+    def started(self, quiet: bool = False) -> None:
+        """A computation started; ``quiet`` (a live update) leaves the status line as it
+        is: rewriting it costs a relayout of the dock (~20 ms of the main thread) right when
+        the early weight map is due, and a live update that takes long enough to matter
+        (``PROGRESS_DELAY_MS``) gets the progress bar and its running step anyway."""
         self._controls.progress.value = 0
-        self._controls.status.value = "computing…"
+        if not quiet:
+            self._controls.status.value = "computing…"
 
     def step(self, progress: Progress, long_running: bool) -> None:
         self._controls.progress.value = progress.percent
