@@ -386,8 +386,16 @@ def _owned_kwargs(role: str, source) -> dict[str, Any]:
 
 
 def _follow_source(layer, role: str, source) -> None:
-    """Keep an output's place and name in step with its source (moved, or renamed)."""
-    layer.scale, layer.translate = tuple(source.scale), tuple(source.translate)
+    """Keep an output's place and name in step with its source (moved, or renamed).
+
+    Each is set only when it differs: setting a layer's scale or translate makes the
+    viewer recompute its extent and dims (~10 ms each, on every update otherwise).
+    """
+    scale, translate = tuple(source.scale), tuple(source.translate)
+    if not np.array_equal(layer.scale, scale):
+        layer.scale = scale
+    if not np.array_equal(layer.translate, translate):
+        layer.translate = translate
     mark = _mark(layer)
     if mark is not None and mark.get("source") != source.name:
         mark["source"] = source.name
@@ -484,9 +492,14 @@ def _upsert_hot_spots(viewer, source, spots, index):
             },
             **_owned_kwargs("hot_spots", source),
         )
-    layer.data = coords
-    layer.features = features
-    layer.refresh_text()
+    # one write of each, and only what changed: a w0/σ move often keeps the spots where
+    # they were (only their values change); the features setter also redraws the text
+    moved = layer.data.shape != coords.shape or not np.array_equal(layer.data, coords)
+    if moved:
+        layer.data = coords
+    old = layer.features
+    if moved or list(old.columns) != list(features.columns) or not old.equals(features):
+        layer.features = features
     _follow_source(layer, "hot_spots", source)
     return layer
 

@@ -15,8 +15,10 @@ Run from the repository root (a benchmark, not a test; about a minute):
     python tests/benchmarks/bench_widget_latency.py
     python tests/benchmarks/bench_widget_latency.py --changes 40
 
-Prints a Markdown table (median and max in ms); the numbers depend on the machine and its
-load, so compare rows measured in one run.
+Prints a Markdown table (median and max in ms) and the load average before and after; the
+numbers depend on the machine and its load, so compare rows measured in one run. The live
+rows start once the window has settled and the first result is drawn (a user looks before
+moving a slider); the first paint of new layers is part of the cold row, not of theirs.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ def _open():
     return viewer, widget
 
 
+def _load() -> str:
+    """The machine's load average (1, 5, 15 min): latencies depend on it."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def _process_until(condition, timeout: float = 30.0) -> bool:
     from qtpy.QtWidgets import QApplication
 
@@ -87,8 +94,8 @@ def measure_live(widget, outputs, changes: int) -> list[float]:
     layer = widget.layers["weight_map"]
     changed: list[float] = []
     layer.events.data.connect(lambda *_: changed.append(time.perf_counter()))
-    widget.live.value = True
-    _wait(0.5)
+    widget.live.value = True  # which computes once more
+    _wait(1.0)  # the new layers' first paint (the hot-spot labels' glyphs: ~0.5 s) is over
     latencies = []
     for i in range(changes):  # w0: 10 -> 10.5 -> 10 ..., σ: 5 -> 5.25 -> 5 ... in turn
         back = (i // 2) % 2 == 1
@@ -129,11 +136,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.cold:
             print(f"{cold_first_compute():.0f}")
             return
+        load_before = _load()
         cold = subprocess.run(
             [sys.executable, __file__, "--cold"], capture_output=True, text=True, check=True
         )
         cold_ms = float(cold.stdout.strip().splitlines()[-1])
         viewer, widget = _open()
+        _wait(2.0)  # the window settles (docking, layout, first paint), as a user looks first
         rows = []
         for name, outputs in (
             ("default outputs", DEFAULT_OUTPUTS),
@@ -143,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((name, statistics.median(lat), max(lat)))
         viewer.close()
         print(f"512x512 sample, unet_ce, {args.changes} alternating w0/σ changes, live mode")
+        print(f"load average (1, 5, 15 min): {load_before} before, {_load()} after")
         print()
         print("| outputs | median (ms) | max (ms) |")
         print("|---|---|---|")

@@ -111,3 +111,38 @@ def test_a_superseded_early_weight_map_is_replaced(widget, sample_viewer):
     assert "weight map" in result.reused
     assert layer.data is result.arrays["weight_map"]
     np.testing.assert_allclose(layer.data, core.unet_weight_map(gt.data), atol=1e-3)
+
+
+def test_the_worker_goes_on_once_the_weight_map_is_shown(
+    widget, sample_viewer, qtbot, monkeypatch
+):
+    widget.loss.value = "unet_ce"
+    widget.outputs.value = DEFAULT
+    widget.compute()
+    drawn = threading.Event()
+    widget.layers["weight_map"].events.data.connect(lambda *_: drawn.set())
+    shown_before_loss: list[bool] = []
+    real = core.loss_map
+
+    def loss_map(*args, **kwargs):  # in the worker, which does not wait here
+        shown_before_loss.append(drawn.is_set())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "loss_map", loss_map)
+    widget.live.value = True
+    qtbot.waitUntil(lambda: not widget.workers, timeout=30_000)
+    widget.w0.value = 4.0
+    qtbot.waitUntil(lambda: bool(shown_before_loss) and not widget.workers, timeout=30_000)
+    # the main thread showed the weight map before the loss took the CPU
+    assert shown_before_loss == [True]
+    np.testing.assert_allclose(
+        widget.layers["loss_map"].data,
+        real(
+            sample_viewer.layers["prediction"].data,
+            sample_viewer.layers["ground truth"].data,
+            "unet_ce",
+            w0=4.0,
+        ),
+        rtol=1e-4,
+        atol=1e-3,
+    )

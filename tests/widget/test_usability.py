@@ -164,7 +164,8 @@ def test_region_loss_statistics_are_labelled_as_gradients(widget, sample_viewer)
     np.testing.assert_allclose(feats["mean_abs_gradient"], ref["mean_loss"], rtol=1e-5)
     np.testing.assert_allclose(feats["total_abs_gradient"], ref["total_loss"], rtol=1e-5)
     widget._presenter.update_histogram(result)
-    titles = [ax.get_title() for ax in widget._presenter._axes]
+    histograms = widget._presenter.histograms
+    titles = [histograms.map_plot.title, histograms.object_plot.title]
     assert titles == ["gradient ∂L/∂p per pixel", "mean |∂L/∂p| per object"]
     widget.loss.value = "bce"  # back to a pixel loss: loss columns, no gradient columns
     widget.compute()
@@ -262,18 +263,27 @@ def test_new_layers_keep_the_overlay_readable(widget, sample_viewer):
 
 
 def test_histograms_appear_with_the_first_result(widget, qtbot):
-    canvas = widget._presenter._canvas
-    assert canvas.isHidden()  # no empty 0-1 axes before anything is computed
+    histograms = widget._presenter.histograms
+    assert histograms.isHidden()  # no empty 0-1 axes before anything is computed
     result = widget.compute()
     widget._presenter.update_histogram(result)
-    assert not canvas.isHidden()
-    ax_map, ax_obj = widget._presenter._axes
-    assert ax_map.get_title() == "loss per pixel" and ax_map.get_yscale() == "log"
-    assert ax_obj.get_title() == "mean loss per object"
+    assert not histograms.isHidden()
+    per_pixel, per_object = histograms.map_plot, histograms.object_plot
+    assert per_pixel.title == "loss per pixel" and per_pixel.log
+    assert per_object.title == "mean loss per object" and not per_object.log
+    # the bars are the numpy histograms of the result: every finite pixel of the loss map
+    lm = result.arrays["loss_map"]
+    counts, edges = np.histogram(lm[np.isfinite(lm)], bins=80)
+    np.testing.assert_array_equal(per_pixel.counts, counts)
+    np.testing.assert_allclose(per_pixel.edges, edges)
+    assert per_pixel.counts.sum() == lm.size
     values = result.stats["mean_loss"]
     assert values.max() > 10 * values.min() > 0  # heavy-tailed: bins even in log10
-    assert ax_obj.get_xlabel() == "log10"
-    assert sum(p.get_height() for p in ax_obj.patches) == len(values)
+    assert per_object.xlabel == "log10"
+    counts, edges = np.histogram(np.log10(values), bins=30)
+    np.testing.assert_array_equal(per_object.counts, counts)
+    np.testing.assert_allclose(per_object.edges, edges)
+    assert per_object.counts.sum() == len(values)
 
 
 def test_one_kind_of_control_per_parameter_name(widget):

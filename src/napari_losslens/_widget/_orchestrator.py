@@ -14,7 +14,11 @@ workers. Its rules:
   shows a bar and the running step).
 - **Early outputs.** An output that is final before the computation ends (the weight map,
   what a w0/σ slider changes) is handed to the client at once, the rest when it is done;
-  not when a newer change already waits (in a burst, it would soon be replaced).
+  not when a newer change already waits (in a burst, it would soon be replaced). The
+  worker waits until the main thread has taken it (at most
+  :attr:`ComputeOrchestrator.READY_WAIT_S`) before its next step, so that the loss, the
+  statistics and the hot-spots do not take the CPU from the main thread while it shows
+  what the user is tuning.
 - **Errors are handled here.** A worker's exception goes to the client once (which shows
   one notification); it is never re-raised on the main thread, where it would reach
   ``sys.excepthook`` (with PyQt6 and Python's default hook, that aborts the process).
@@ -28,6 +32,7 @@ What to compute and what to do with results is not its business: it asks a
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -83,7 +88,7 @@ class ComputeOrchestrator:
     Args:
         client: reads requests and receives progress, results and errors.
         parent: the QObject that owns the timers (the widget's native widget).
-        debounce_ms: how long :meth:`start_soon` waits for the changes to stop.
+        debounce_ms: how long :meth:`start_soon` waits for a burst of changes to stop.
     """
 
     #: At most this many background workers are alive at once: the current one and one that
@@ -91,6 +96,9 @@ class ComputeOrchestrator:
     MAX_WORKERS = 2
     #: A background computation that runs longer than this (ms) is reported as long.
     PROGRESS_DELAY_MS = 300
+    #: After sending an early output, a worker waits at most this long (s) for the main
+    #: thread to take it before it goes on.
+    READY_WAIT_S = 0.5
 
     def __init__(self, client: Client, parent: QObject, debounce_ms: int = 15):
         self._client = client
@@ -103,7 +111,11 @@ class ComputeOrchestrator:
         self.closed = False  # closed or out of its dock: no background work
         self.dead = False  # the Qt widget is gone: never again
         self._requested: float | None = None  # when the first unserved change came
-        self._debounced_start: Callable[[], None] = qdebounced(self.start, timeout=debounce_ms)
+        # leading edge: a lone change starts at once; the changes that follow it within
+        # ``debounce_ms`` of each other start one more computation when they stop
+        self._debounced_start: Callable[[], None] = qdebounced(
+            self.start, timeout=debounce_ms, leading=True
+        )
         self._progress_timer = QTimer(parent)
         self._progress_timer.setSingleShot(True)
         self._progress_timer.timeout.connect(self._on_long_running)
@@ -128,7 +140,10 @@ class ComputeOrchestrator:
     # ---------------------------------------------------------------- control
 
     def start_soon(self) -> None:
-        """Start once the changes stop for ``debounce_ms`` (live mode, edits)."""
+        """Start now if no change came in the last ``debounce_ms``, else once the changes
+        stop for that long (live mode, edits): a single slider move waits for nothing, and
+        a burst costs two computations at most (its first change's, cancelled, and its
+        last one's)."""
         if self._requested is None:
             self._requested = time.perf_counter()
         self._debounced_start()
@@ -209,16 +224,29 @@ class ComputeOrchestrator:
             return
 
         memo = self._client.memo
+        taken = threading.Event()  # the main thread took the early outputs (or let go)
+        wait_s = self.READY_WAIT_S
 
         def work():
-            return (yield from run_steps(request, cache, memo))
+            steps = run_steps(request, cache, memo)
+            try:
+                progress = next(steps)
+                while True:
+                    yield progress
+                    if progress.ready:
+                        taken.wait(wait_s)  # the main thread first, then the next step
+                    progress = next(steps)
+            except StopIteration as stop:
+                return stop.value
 
         # superqt's worker, not napari's: napari's relays every error to its notification
         # manager (a second notification, with a traceback that prints the arrays), and
         # without an ``errored`` handler at creation both re-raise it on the main thread
         worker = create_worker(work, _start_thread=False, _ignore_errors=True)
         # the callbacks hold the generation, not the worker: no reference cycle
-        worker.yielded.connect(lambda progress: self._on_yielded(generation, inputs, progress))
+        worker.yielded.connect(
+            lambda progress: self._on_yielded(generation, inputs, progress, taken)
+        )
         worker.returned.connect(
             lambda result: self._on_returned(generation, inputs, result, requested)
         )
@@ -235,15 +263,22 @@ class ComputeOrchestrator:
     def _current(self, generation: int) -> bool:
         return not self.dead and generation == self._generation
 
-    def _on_yielded(self, generation: int, inputs, progress: Progress) -> None:
-        if not self._current(generation):
-            return
-        if progress.ready and self._requested is None and not self.pending:
-            # shown at once, unless a newer change already waits (during a burst of
-            # changes the main thread would spend its time on outputs about to be replaced)
-            self._client.on_ready(inputs, progress)
-        self.step = progress.step
-        self._client.on_step(progress, self.long_running)
+    def _on_yielded(
+        self, generation: int, inputs, progress: Progress, taken: threading.Event
+    ) -> None:
+        try:
+            if not self._current(generation):
+                return
+            if progress.ready and self._requested is None and not self.pending:
+                # shown at once, unless a newer change already waits (during a burst of
+                # changes the main thread would spend its time on outputs about to be
+                # replaced)
+                self._client.on_ready(inputs, progress)
+            self.step = progress.step
+            self._client.on_step(progress, self.long_running)
+        finally:
+            if progress.ready:
+                taken.set()  # the worker goes on
 
     def _on_long_running(self) -> None:
         if self.dead or self.worker is None:

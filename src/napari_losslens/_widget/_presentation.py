@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import napari
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from napari.utils import notifications
 from qtpy.QtCore import QObject, QTimer
-from qtpy.QtWidgets import QVBoxLayout
 
 from .. import _layers
-from .._compute import GRADIENT_COLUMNS, ComputeResult, InputError, Progress
+from .._compute import ComputeResult, InputError, Progress
+from ._histograms import Histograms
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._controls import LossLensControls
@@ -41,8 +39,8 @@ class Presenter:
         busy: whether a newer result is on its way (the histogram then waits for it).
     """
 
-    #: The histogram (a matplotlib redraw, ~0.2 s) waits until background results have
-    #: stopped coming for this long (ms), so that live updates are not slowed by it.
+    #: The histograms wait until background results have stopped coming for this long
+    #: (ms), and then show the newest only, so that live updates are not slowed by them.
     HISTOGRAM_DELAY_MS = 250
 
     def __init__(
@@ -70,7 +68,9 @@ class Presenter:
         self._histogram_timer = QTimer(parent)
         self._histogram_timer.setSingleShot(True)
         self._histogram_timer.timeout.connect(self._on_histogram_due)
-        self._figure, self._canvas, self._axes = self._make_histogram()
+        #: the histograms under the controls (drawn by :meth:`update_histogram`)
+        self.histograms = Histograms(controls.histogram.native)
+        self._histogram_of: tuple | None = None  # what the histograms show now
 
     # --------------------------------------------------------------- status line
 
@@ -91,9 +91,14 @@ class Presenter:
 
     # ------------------------------------------------------------------ progress
 
-    def started(self) -> None:
+    def started(self, quiet: bool = False) -> None:
+        """A computation started; ``quiet`` (a live update) leaves the status line as it
+        is: rewriting it costs a relayout of the dock (~20 ms of the main thread) right when
+        the early weight map is due, and a live update that takes long enough to matter
+        (``PROGRESS_DELAY_MS``) gets the progress bar and its running step anyway."""
         self._controls.progress.value = 0
-        self._controls.status.value = "computing…"
+        if not quiet:
+            self._controls.status.value = "computing…"
 
     def step(self, progress: Progress, long_running: bool) -> None:
         self._controls.progress.value = progress.percent
@@ -201,26 +206,6 @@ class Presenter:
 
     # ----------------------------------------------------------------- histogram
 
-    def _make_histogram(self):
-        # fixed margins, not a layout engine, and a fixed height, so that a status line
-        # that wraps differently does not resize it: each redraw costs ~0.1 s, not ~0.8 s
-        figure = Figure(figsize=(2.8, 2.4), dpi=90)
-        figure.subplots_adjust(left=0.16, right=0.97, top=0.93, bottom=0.1, hspace=0.6)
-        canvas = FigureCanvasQTAgg(figure)
-        canvas.setFixedHeight(220)
-        canvas.setMinimumWidth(120)
-        canvas.setVisible(False)  # empty axes say nothing: shown with the first result
-        slot = self._controls.histogram.native
-        layout = slot.layout()
-        if layout is None:
-            layout = QVBoxLayout(slot)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(canvas)
-        axes = figure.subplots(2, 1)
-        for ax in axes:
-            ax.tick_params(labelsize=7)
-        return figure, canvas, axes
-
     def stop(self) -> None:
         """No more histogram redraws (the widget is gone)."""
         self._stopped = True
@@ -229,54 +214,26 @@ class Presenter:
     def _on_histogram_due(self) -> None:
         if self._stopped or self.last_result is None:
             return
-        if self._busy():  # a newer result is on its way
+        if self._busy():  # a newer result is on its way: draw that one, not this one
             self._histogram_timer.start(self.HISTOGRAM_DELAY_MS)
             return
         self.update_histogram(self.last_result)
 
-    def update_histogram(self, result: ComputeResult) -> None:
-        """Redraw the per-pixel and per-object histograms of ``result``."""
-        ax_map, ax_obj = self._axes
-        ax_map.clear()
-        ax_obj.clear()
-        lm = result.arrays.get("loss_map")
-        ax_map.set_visible(lm is not None)
-        if lm is not None:
-            values = lm[np.isfinite(lm)].ravel()
-            if values.size > 50_000:  # enough for a histogram
-                values = values[:: values.size // 50_000 + 1]
-            positive = not result.signed and values.size and values.min() >= 0
-            ax_map.hist(values, bins=80, color="tab:orange", log=bool(positive))
-            ax_map.set_title(
-                "gradient ∂L/∂p per pixel" if result.signed else "loss per pixel", fontsize=8
-            )
-            if not positive:
-                ax_map.axvline(0.0, color="0.5", lw=0.8)
-        column, title = self._object_column(result)
-        ax_obj.set_visible(column is not None)
-        if column is not None:
-            values = np.asarray(result.stats[column], float)
-            values = values[np.isfinite(values)]
-            if values.size and values.min() > 0 and values.max() > 10 * values.min():
-                # heavy-tailed (a few bad objects): bins even in log10 (a log axis would
-                # cost a mathtext tick layout, ~0.5 s, on every redraw)
-                values = np.log10(values)
-                ax_obj.set_xlabel("log10", fontsize=7)
-            ax_obj.hist(values, bins=30, color="tab:blue")
-            ax_obj.set_title(title, fontsize=8)
-        for ax in self._axes:
-            ax.tick_params(labelsize=7)
-        self._canvas.setVisible(lm is not None or column is not None)
-        self._canvas.draw_idle()
-
     @staticmethod
-    def _object_column(result: ComputeResult) -> tuple[str | None, str]:
-        """The per-object column to plot, and its honest title."""
-        stats = result.stats
-        if stats is None:
-            return None, ""
-        if GRADIENT_COLUMNS["mean_loss"] in stats:
-            return GRADIENT_COLUMNS["mean_loss"], "mean |∂L/∂p| per object"
-        if "mean_loss" in stats:
-            return "mean_loss", "mean loss per object"
-        return None, ""
+    def _histogram_inputs(result: ComputeResult) -> tuple:
+        """What the histograms of ``result`` are made of (the very objects)."""
+        return (result.arrays.get("loss_map"), result.stats, result.signed)
+
+    def update_histogram(self, result: ComputeResult) -> None:
+        """Show the per-pixel and per-object histograms of ``result``.
+
+        Nothing is redrawn when they would show what they show already: a result whose
+        loss map and statistics are the very objects drawn last (steps reused from the
+        memo, as when w0 or σ move for a loss that does not use the weight map).
+        """
+        inputs = self._histogram_inputs(result)
+        drawn = self._histogram_of
+        if drawn is not None and all(a is b for a, b in zip(inputs, drawn, strict=True)):
+            return
+        self._histogram_of = inputs
+        self.histograms.show_result(result)

@@ -258,7 +258,7 @@ class LossLensWidget(LossLensControls):
             self._presenter.fail(err)
 
     def on_started(self) -> None:
-        self._presenter.started()
+        self._presenter.started(quiet=bool(self.live.value))
 
     def on_step(self, progress: Progress, long_running: bool) -> None:
         self._presenter.step(progress, long_running)
