@@ -6,7 +6,9 @@ Writes into ``docs/images/`` (or ``--out``):
   widget docked, one computation with the default outputs, the layers as the widget leaves
   them);
 - ``widget-loss-map.png``: the canvas with the U-Net weighted cross-entropy map and hot-spots;
-- ``widget-weight-map.png``: the canvas with the U-Net weight map (w0 = 10, σ = 5).
+- ``widget-weight-map.png``: the canvas with the U-Net weight map (w0 = 10, σ = 5);
+- ``widget-dock-lower.png``: the dock scrolled to its end (hot-spot tour, status line,
+  histograms, compare section), as the user scrolls to it in that window.
 
 Run ``python scripts/screenshots.py``. Without a display it starts an Xvfb server of its own
 (and stops it at the end). Images are palette-quantised PNGs, well under 400 KB each
@@ -15,10 +17,22 @@ Run ``python scripts/screenshots.py``. Without a display it starts an Xvfb serve
 
 from __future__ import annotations
 
-from _shots import display, open_viewer, out_parser, settle, shoot
+import numpy as np
+from _shots import display, open_viewer, out_parser, save, settle, shoot
 
 #: The window size of ``losslens demo`` (its --width and --height defaults).
 DEMO_WIDTH, DEMO_HEIGHT = 1400, 900
+
+
+def _rgba(pixmap) -> np.ndarray:
+    """A QPixmap (a widget's ``grab()``) as an RGBA array."""
+    from qtpy.QtGui import QImage  # as napari: after the display
+
+    image = pixmap.toImage().convertToFormat(QImage.Format.Format_RGBA8888)
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width() * 4].reshape(image.height(), image.width(), 4).copy()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +51,12 @@ def main(argv: list[str] | None = None) -> None:
         settle()
         shoot(viewer, args.out / "widget.png", DEMO_WIDTH, canvas_only=False)
         shoot(viewer, args.out / "widget-loss-map.png", 700)
+        scroll = widget.root_native_widget  # the dock's scroll area
+        bar = scroll.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        settle()
+        save(_rgba(scroll.grab()), args.out / "widget-dock-lower.png")
+        bar.setValue(0)
         layers["weight_map"].visible = True
         layers["loss_map"].visible = False
         layers["hot_spots"].visible = False
