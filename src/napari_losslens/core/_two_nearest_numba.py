@@ -158,17 +158,21 @@ def _h(aq, fq, gq, L, inv_step2):  # pragma: no cover - numba
 
 
 @njit(inline="always", cache=True)
-def _envelope(a, f, g, L, lo, hi, x0, x1, own_zeros, hmax, inv_step2, half_inv, v, cv, z):
+def _envelope(
+    a, f, g, L, lo, hi, x0, x1, own_zeros, hmax, jl, hl, jr, hr, inv_step2, half_inv, v, cv, z
+):  # pragma: no cover - numba
     """Lower envelope of the parabolas ``(x - q)² + h_q``, q in [lo, hi], read over
     ``x`` in ``[x0, x1]``, with ``h_q = f[q] / step2`` where ``a[q] != L`` and
     ``g[q] / step2`` where ``a[q] == L`` (``L = -1``: the first entries).
 
     Skipped, as they cannot be lowest anywhere in ``[x0, x1]`` where the caller reads the
     envelope: infinite ``h_q``; parabolas above ``hmax`` over the whole of ``[x0, x1]``
-    (``h_q`` plus the squared distance from q to the range); and positions inside a stretch
-    of zeros (``h = 0`` there and at both neighbours), which are lowest only at themselves
-    (the stretch's ends are lower everywhere else): kept only inside ``[x0, x1]``, unless
-    ``own_zeros`` (the caller reads ``h = 0`` positions itself).
+    (``h_q`` plus the squared distance from q to the range); parabolas above one of the two
+    bounds ``(x - jl)² + hl`` and ``(x - jr)² + hr`` (``inf``: none) over the whole of
+    ``[x0, x1]`` (the difference of two parabolas is linear in x, so the ends tell); and
+    positions inside a stretch of zeros (``h = 0`` there and at both neighbours), which are
+    lowest only at themselves (the stretch's ends are lower everywhere else): kept only
+    inside ``[x0, x1]``, unless ``own_zeros`` (the caller reads ``h = 0`` positions itself).
 
     Felzenszwalb & Huttenlocher's algorithm: ``v[:m]`` are the positions of the envelope's
     parabolas from left to right, ``cv`` their ``h_q + q²``, ``z[k]`` the abscissa from
@@ -188,6 +192,15 @@ def _envelope(a, f, g, L, lo, hi, x0, x1, own_zeros, hmax, inv_step2, half_inv, 
         d = 0 if inside else (x0 - q if q < x0 else q - x1)
         if not (h < INF and h + d * d <= hmax):
             continue
+        # p_q - p_j is linear in x, increasing when q < j: its least value is at an end
+        if hr < INF:
+            xe = x0 if q < jr else x1
+            if h + (xe - q) * (xe - q) > hr + (xe - jr) * (xe - jr):
+                continue
+        if hl < INF:
+            xe = x0 if q < jl else x1
+            if h + (xe - q) * (xe - q) > hl + (xe - jl) * (xe - jl):
+                continue
         cq = h + q * q
         s = -INF
         while k >= 0:
@@ -203,36 +216,6 @@ def _envelope(a, f, g, L, lo, hi, x0, x1, own_zeros, hmax, inv_step2, half_inv, 
         cv[k] = cq
         z[k] = s
     return k + 1
-
-
-@njit(inline="always", cache=True)
-def _second(a, f, b, g, n, L, s0, s1, u0, u1, umax, inv_step2, maxu, half_inv, v, cv, z, l2, v2):
-    """d2 over ``[s0, s1]``, a stretch of one run whose nearest cell is ``L``: one lower
-    envelope over the entries whose label is not ``L``, restricted to the positions within
-    reach (``u0``, ``u1``: bounds on d2 at the two ends; ``umax``: over the stretch)."""
-    lo = 0
-    hi = n - 1
-    if u0 < INF:
-        lo = max(0, s0 - int(math.sqrt(u0)) - 1)
-    if u1 < INF:
-        hi = min(n - 1, s1 + int(math.sqrt(u1)) + 1)
-    m = _envelope(a, f, g, L, lo, hi, s0, s1, False, umax, inv_step2, half_inv, v, cv, z)
-    k = 0
-    for x in range(s0, s1 + 1):
-        if m == 0:
-            l2[x] = 0
-            v2[x] = INF
-            continue
-        while k + 1 < m and z[k + 1] < x:
-            k += 1
-        j = v[k]
-        val = cv[k] + x * (x - 2 * j)
-        if val > maxu:
-            l2[x] = 0
-            v2[x] = INF
-        else:
-            l2[x] = a[j] if a[j] != L else b[j]
-            v2[x] = val
 
 
 @njit(cache=True)
@@ -251,7 +234,9 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
     v = iw[0]
     jw = iw[1]
     everywhere = need[0] < 0
-    m = _envelope(a, f, g, -1, 0, n - 1, 0, n - 1, True, maxu, inv_step2, half_inv, v, cv, z)
+    m = _envelope(
+        a, f, g, -1, 0, n - 1, 0, n - 1, True, maxu, 0, INF, 0, INF, inv_step2, half_inv, v, cv, z
+    )
     if m == 0:
         for x in range(n):
             l1[x] = 0
@@ -319,9 +304,46 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
             umax = max(u0, u1)
             if s0 < xs < s1:
                 umax = max(umax, min(maxu, fl + (xs - jl) * (xs - jl)))
-            _second(
-                a, f, b, g, n, L, s0, s1, u0, u1, umax, inv_step2, maxu, half_inv, v, cv, z, l2, v2
+            # one envelope over the entries of other cells, within reach of the stretch
+            lo = 0 if u0 == INF else max(0, s0 - int(math.sqrt(u0)) - 1)
+            hi = n - 1 if u1 == INF else min(n - 1, s1 + int(math.sqrt(u1)) + 1)
+            m = _envelope(
+                a,
+                f,
+                g,
+                L,
+                lo,
+                hi,
+                s0,
+                s1,
+                False,
+                umax,
+                jl,
+                fl,
+                jr,
+                fr,
+                inv_step2,
+                half_inv,
+                v,
+                cv,
+                z,
             )
+            k = 0
+            for x in range(s0, s1 + 1):
+                if m == 0:
+                    l2[x] = 0
+                    v2[x] = INF
+                    continue
+                while k + 1 < m and z[k + 1] < x:
+                    k += 1
+                j = v[k]
+                val = cv[k] + x * (x - 2 * j)
+                if val > maxu:
+                    l2[x] = 0
+                    v2[x] = INF
+                else:
+                    l2[x] = a[j] if a[j] != L else b[j]
+                    v2[x] = val
             s0 = s1 + 1
         x0 = x1 + 1
 
