@@ -224,8 +224,9 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
 
     The output squared distances are in units of ``step2`` (the caller multiplies them);
     ``w`` is a float64 work buffer of shape (2, n + 1), ``iw`` an int64 one of (2, n + 1).
-    d2 is computed where ``need`` is nonzero (``need[0] < 0``: everywhere); elsewhere
-    ``l2, v2`` are left as they were.
+    The results are computed where ``need`` is nonzero (``need[0] < 0``: everywhere);
+    elsewhere ``l1, v1, l2, v2`` are left as they were, and d2 is computed over each
+    stretch of needed pixels.
     """
     inv_step2 = 1.0 / step2
     maxu = maxsq * inv_step2
@@ -245,7 +246,9 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
             v2[x] = INF
         return
     k = 0
-    for x in range(n):
+    for x in range(n):  # d1 where needed
+        if not everywhere and need[x] == 0:
+            continue
         if f[x] == 0.0:  # its own entry, at distance 0 (the envelope skipped most of these)
             jw[x] = x
             l1[x] = a[x]
@@ -262,51 +265,63 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
         else:
             l1[x] = a[j]
             v1[x] = val
-    x0 = 0
-    while x0 < n:
-        L = l1[x0]
-        x1 = x0
-        while x1 + 1 < n and l1[x1 + 1] == L:
-            x1 += 1
-        if L == 0:  # no first cell within the cutoff: no second one either
-            for x in range(x0, x1 + 1):
-                l2[x] = 0
-                v2[x] = INF
-            x0 = x1 + 1
-            continue
-        # d2(x) <= u(x) = min(maxsq, the neighbouring runs' nearest parabolas at x), so only
-        # positions i with (x - i)² <= u(x) matter; x ∓ sqrt(u(x)) is non-decreasing in x,
-        # so a stretch's reach is set by its two ends. And only values h_i <= max u matter.
-        has_l = x0 > 0 and l1[x0 - 1] != 0
-        has_r = x1 + 1 < n and l1[x1 + 1] != 0
-        jl = jw[x0 - 1] if has_l else 0
-        jr = jw[x1 + 1] if has_r else 0
-        fl = f[jl] * inv_step2 if has_l else INF
-        fr = f[jr] * inv_step2 if has_r else INF
-        xs = INF  # where the two neighbouring parabolas cross, if inside the run
-        if has_l and has_r and jl != jr:
-            xs = ((fr + jr * jr) - (fl + jl * jl)) / (2.0 * (jr - jl))
-        s0 = x0
-        while s0 <= x1:  # the stretches of the run where d2 is needed
-            if not everywhere:
-                while s0 <= x1 and need[s0] == 0:
-                    s0 += 1
-                if s0 > x1:
-                    break
-            s1 = x1
-            if not everywhere:
-                s1 = s0
-                while s1 + 1 <= x1 and need[s1 + 1] != 0:
-                    s1 += 1
-            u0 = min(maxu, fl + (s0 - jl) * (s0 - jl), fr + (s0 - jr) * (s0 - jr))
-            u1 = min(maxu, fl + (s1 - jl) * (s1 - jl), fr + (s1 - jr) * (s1 - jr))
-            # max over the stretch of min(left, right parabola): at an end or where they cross
+    b1 = -1
+    while b1 + 1 < n:  # d2 over each stretch [b0, b1] of needed pixels (everywhere: one)
+        b0 = b1 + 1
+        if not everywhere:
+            while b0 < n and need[b0] == 0:
+                b0 += 1
+            if b0 == n:
+                break
+        b1 = b0
+        while b1 + 1 < n and (everywhere or need[b1 + 1] != 0):
+            b1 += 1
+        x0 = b0
+        while x0 <= b1:  # the runs of constant nearest cell L within the stretch
+            L = l1[x0]
+            x1 = x0
+            while x1 + 1 <= b1 and l1[x1 + 1] == L:
+                x1 += 1
+            if L == 0:  # no first cell within the cutoff: no second one either
+                for x in range(x0, x1 + 1):
+                    l2[x] = 0
+                    v2[x] = INF
+                x0 = x1 + 1
+                continue
+            # d2(x) <= u(x) = min(maxsq, P_l(x), P_r(x)), each P the parabola of an entry of
+            # another cell: the neighbouring run's nearest one inside the stretch, or at its
+            # ends the outside position's entry of another cell. So only positions i with
+            # (x - i)² <= u(x) matter; x ∓ sqrt(u(x)) is non-decreasing in x, so the reach is
+            # set by the two ends. And only values h_i <= max u matter.
+            hl = INF
+            hr = INF
+            jl = 0
+            jr = 0
+            if x0 > b0:
+                if l1[x0 - 1] != 0:
+                    jl = jw[x0 - 1]
+                    hl = f[jl] * inv_step2
+            elif x0 > 0:
+                jl = x0 - 1
+                hl = _h(a[jl], f[jl], g[jl], L, inv_step2)
+            if x1 < b1:
+                if l1[x1 + 1] != 0:
+                    jr = jw[x1 + 1]
+                    hr = f[jr] * inv_step2
+            elif x1 + 1 < n:
+                jr = x1 + 1
+                hr = _h(a[jr], f[jr], g[jr], L, inv_step2)
+            u0 = min(maxu, hl + (x0 - jl) * (x0 - jl), hr + (x0 - jr) * (x0 - jr))
+            u1 = min(maxu, hl + (x1 - jl) * (x1 - jl), hr + (x1 - jr) * (x1 - jr))
+            # max over the run of min(P_l, P_r): at an end or where they cross
             umax = max(u0, u1)
-            if s0 < xs < s1:
-                umax = max(umax, min(maxu, fl + (xs - jl) * (xs - jl)))
-            # one envelope over the entries of other cells, within reach of the stretch
-            lo = 0 if u0 == INF else max(0, s0 - int(math.sqrt(u0)) - 1)
-            hi = n - 1 if u1 == INF else min(n - 1, s1 + int(math.sqrt(u1)) + 1)
+            if hl < INF and hr < INF and jl != jr:
+                xs = ((hr + jr * jr) - (hl + jl * jl)) / (2.0 * (jr - jl))
+                if x0 < xs < x1:
+                    umax = max(umax, min(maxu, hl + (xs - jl) * (xs - jl)))
+            # one envelope over the entries of other cells, within reach of the run
+            lo = 0 if u0 == INF else max(0, x0 - int(math.sqrt(u0)) - 1)
+            hi = n - 1 if u1 == INF else min(n - 1, x1 + int(math.sqrt(u1)) + 1)
             m = _envelope(
                 a,
                 f,
@@ -314,14 +329,14 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
                 L,
                 lo,
                 hi,
-                s0,
-                s1,
+                x0,
+                x1,
                 False,
                 umax,
                 jl,
-                fl,
+                hl,
                 jr,
-                fr,
+                hr,
                 inv_step2,
                 half_inv,
                 v,
@@ -329,7 +344,7 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
                 z,
             )
             k = 0
-            for x in range(s0, s1 + 1):
+            for x in range(x0, x1 + 1):
                 if m == 0:
                     l2[x] = 0
                     v2[x] = INF
@@ -344,8 +359,7 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
                 else:
                     l2[x] = a[j] if a[j] != L else b[j]
                     v2[x] = val
-            s0 = s1 + 1
-        x0 = x1 + 1
+            x0 = x1 + 1
 
 
 @njit(parallel=True, cache=True)
