@@ -139,24 +139,26 @@ def run_case(name, labels, spacing, args, max_ref_cells):
         return kernels.unet_weight_map_sq(labels, sp, radius * radius, W0, SIGMA, 1.0, 1.0)
 
     fused()
-    w_fast = w_crop = None
-    for _ in range(args.repeat):  # interleaved, so that each method sees the same load
-        t, w_fast = best_of(
-            lambda: unet_weight_map(labels, w0=W0, sigma=SIGMA, spacing=sp, device=args.device),
-            1,
-        )
-        times["fast"].append(t)
-        t, _ = best_of(
-            lambda: cell_distances(labels, spacing=sp, max_distance=radius, device=args.device),
-            1,
-        )
-        times["dist"].append(t)
-        t, w_fused = best_of(fused, 1)
-        times["fused"].append(t)
-        t, w_crop = best_of(lambda: cropped_weight_map(labels, sp, radius), 1)
-        times["crop"].append(t)
-        t, _ = best_of(lambda: two_edts(labels, sp, threads), 1)
-        times["edt"].append(t)
+    methods = {
+        "fast": lambda: unet_weight_map(
+            labels, w0=W0, sigma=SIGMA, spacing=sp, device=args.device
+        ),
+        "dist": lambda: cell_distances(
+            labels, spacing=sp, max_distance=radius, device=args.device
+        ),
+        "fused": fused,
+        "crop": lambda: cropped_weight_map(labels, sp, radius),
+        "edt": lambda: two_edts(labels, sp, threads),
+    }
+    names = list(methods)
+    results = {}
+    # interleaved, so that each method sees the same load, and in a rotating order, so that
+    # none always runs right after the same other one (thread pools left spinning, caches)
+    for rep in range(args.repeat):
+        for key in names[rep % len(names) :] + names[: rep % len(names)]:
+            t, results[key] = best_of(methods[key], 1)
+            times[key].append(t)
+    w_fast, w_fused, w_crop = results["fast"], results["fused"], results["crop"]
     best = {k: min(v) for k, v in times.items()}
     w_def, t_def = definition_weight_map(labels, sp, max_ref_cells)
     w_fast = w_fast.cpu().numpy() if isinstance(w_fast, torch.Tensor) else w_fast
