@@ -14,13 +14,21 @@ distance) pairs; a pass along each axis in turn combines the pairs of the pixels
   nearest cell other than ``L``, which is the lower envelope of ``h_i + s²(x - i)²`` with
   ``h_i`` the first entry of ``i`` when its label is not ``L`` and the second entry
   otherwise. That envelope only needs the positions within reach of the run: the cutoff, or
-  less when a neighbouring run's nearest cell already bounds d2 over the run.
+  less when a neighbouring run's nearest cell already bounds d2 over the run; and it skips
+  the positions that cannot be lowest where it is read (inside cells, and parabolas above
+  a neighbouring run's bound over the whole run).
 
 The first pass scans whole rows (all lines of axis 0 side by side, contiguous reads); the
 last pass runs along the contiguous last axis; a middle pass (3D) reads blocks of adjacent
 lines into thread-local buffers. Every pass writes in place, so the whole transform holds
 one state of 16 bytes per voxel (int32 labels, float32 squared distances), which is the
-result. Envelope arithmetic is in float64.
+result. Envelope arithmetic is in float64. :func:`unet_weight_map_sq` fuses the U-Net
+formula into the last pass, which then writes the map instead of the state and computes d2
+only where the border term is added.
+
+Helpers called per element take scalars only: numba updates a reference count per array
+argument per call, even when the helper is inlined, which costs more than the work of one
+element here.
 """
 
 from __future__ import annotations
