@@ -8,6 +8,7 @@ repository root:
     python tests/benchmarks/bench_weight_map.py            # CPU, default sizes
     python tests/benchmarks/bench_weight_map.py --device cuda
     python tests/benchmarks/bench_weight_map.py --quick    # small sizes, a smoke run
+    python tests/benchmarks/bench_weight_map.py --versus-edt   # 2D: kernels vs edt only
 
 Rows of the weight-map table (w0 = 10, σ = 5, cutoff R = ``cutoff_radius(10, 5)``):
 
@@ -181,6 +182,27 @@ def run_case(name, labels, spacing, args, max_ref_cells):
     }
 
 
+def versus_edt(repeat):
+    """2D 1024²: the kernels (``unet_weight_map_sq``, no validation) and two ``edt`` EDTs
+    alone, interleaved, ``repeat`` times each: (best, median) wall seconds of each."""
+    labels = touching_cells((1024, 1024), 620, 24, seed=1)
+    sp, radius = (1.0, 1.0), cutoff_radius(W0, SIGMA)
+    threads = torch.get_num_threads()
+    methods = {
+        "kernels": lambda: kernels.unet_weight_map_sq(
+            labels, sp, radius * radius, W0, SIGMA, 1.0, 1.0
+        ),
+        "edt": lambda: two_edts(labels, sp, threads),
+    }
+    times = {k: [] for k in methods}
+    for fn in methods.values():
+        fn()  # warm up
+    for _ in range(repeat):
+        for key, fn in methods.items():
+            times[key].append(best_of(fn, 1)[0])
+    return {k: (min(v), float(np.median(v))) for k, v in times.items()}
+
+
 def loss_rows(device, repeat, size):
     gen = torch.Generator().manual_seed(0)
     pred = torch.rand((size, size), generator=gen).to(device)
@@ -230,7 +252,19 @@ def main(argv=None):
     ap.add_argument("--full-reference", action="store_true", help="no scaled definition")
     ap.add_argument("--skip-losses", action="store_true")
     ap.add_argument("--skip-3d", action="store_true", help="the 2D weight-map case only")
+    ap.add_argument(
+        "--versus-edt", action="store_true", help="2D: the kernels and two edt EDTs alone"
+    )
     args = ap.parse_args(argv)
+    if args.versus_edt:
+        res = versus_edt(max(args.repeat, 15))
+        (kb, km), (eb, em) = res["kernels"], res["edt"]
+        print(f"2D 1024x1024, {torch.get_num_threads()} threads, wall time, interleaved")
+        print("| method | best (s) | median (s) |\n|---|---|---|")
+        print(f"| kernels (unet_weight_map_sq) | {kb:.4f} | {km:.4f} |")
+        print(f"| two edt EDTs | {eb:.4f} | {em:.4f} |")
+        print(f"two EDTs / kernels: best **{eb / kb:.2f}x**, median **{em / km:.2f}x**")
+        return 0
     max_ref = None if args.full_reference else args.reference_cells
 
     if args.quick:
