@@ -9,6 +9,7 @@ repository root:
     python tests/benchmarks/bench_weight_map.py --device cuda
     python tests/benchmarks/bench_weight_map.py --quick    # small sizes, a smoke run
     python tests/benchmarks/bench_weight_map.py --losses-only  # the loss table alone
+    python tests/benchmarks/bench_weight_map.py --versus-edt   # 2D: kernels vs edt only
 
 Rows of the weight-map table (w0 = 10, σ = 5, cutoff R = ``cutoff_radius(10, 5)``):
 
@@ -22,8 +23,9 @@ Rows of the weight-map table (w0 = 10, σ = 5, cutoff R = ``cutoff_radius(10, 5)
   foreground and of the background: the cost of d1 and d2 if a second-nearest transform
   cost what a nearest one does.
 - **napari-losslens**: ``unet_weight_map``; ``cell_distances(max_distance=R)`` (the
-  transform alone); and (CPU) the kernels' transform followed by their fused formula
-  ``weight_map_sq``, what ``unet_weight_map`` costs once it calls them directly.
+  transform alone); and (CPU) the kernels called directly: the transform with the formula
+  fused into its last pass (``unet_weight_map_sq``), i.e. ``unet_weight_map`` without its
+  validation.
 
 Loss table: ``loss_map`` on a 4096² prediction against the plain torch expression of the same
 map (BCE; the Dice gradient by autograd; BCE times a cached weight map for ``unet_ce``).
@@ -134,31 +136,31 @@ def run_case(name, labels, spacing, args, max_ref_cells):
     cell_distances(small, spacing=sp, max_distance=radius, device=args.device)
     two_edts(small, sp, threads)
     times = {"fast": [], "dist": [], "fused": [], "crop": [], "edt": []}
-    lab64 = labels.astype(np.int64)
 
     def fused():
-        _, v1, _, v2 = kernels.two_nearest_sq(lab64, sp, radius * radius)
-        return kernels.weight_map_sq(lab64, v1, v2, W0, SIGMA, 1.0, 1.0)
+        return kernels.unet_weight_map_sq(labels, sp, radius * radius, W0, SIGMA, 1.0, 1.0)
 
     fused()
-    w_fast = w_crop = None
-    for _ in range(args.repeat):  # interleaved, so that each method sees the same load
-        t, w_fast = best_of(
-            lambda: unet_weight_map(labels, w0=W0, sigma=SIGMA, spacing=sp, device=args.device),
-            1,
-        )
-        times["fast"].append(t)
-        t, _ = best_of(
-            lambda: cell_distances(labels, spacing=sp, max_distance=radius, device=args.device),
-            1,
-        )
-        times["dist"].append(t)
-        t, w_fused = best_of(fused, 1)
-        times["fused"].append(t)
-        t, w_crop = best_of(lambda: cropped_weight_map(labels, sp, radius), 1)
-        times["crop"].append(t)
-        t, _ = best_of(lambda: two_edts(labels, sp, threads), 1)
-        times["edt"].append(t)
+    methods = {
+        "fast": lambda: unet_weight_map(
+            labels, w0=W0, sigma=SIGMA, spacing=sp, device=args.device
+        ),
+        "dist": lambda: cell_distances(
+            labels, spacing=sp, max_distance=radius, device=args.device
+        ),
+        "fused": fused,
+        "crop": lambda: cropped_weight_map(labels, sp, radius),
+        "edt": lambda: two_edts(labels, sp, threads),
+    }
+    names = list(methods)
+    results = {}
+    # interleaved, so that each method sees the same load, and in a rotating order, so that
+    # none always runs right after the same other one (thread pools left spinning, caches)
+    for rep in range(args.repeat):
+        for key in names[rep % len(names) :] + names[: rep % len(names)]:
+            t, results[key] = best_of(methods[key], 1)
+            times[key].append(t)
+    w_fast, w_fused, w_crop = results["fast"], results["fused"], results["crop"]
     best = {k: min(v) for k, v in times.items()}
     w_def, t_def = definition_weight_map(labels, sp, max_ref_cells)
     w_fast = w_fast.cpu().numpy() if isinstance(w_fast, torch.Tensor) else w_fast
@@ -179,6 +181,27 @@ def run_case(name, labels, spacing, args, max_ref_cells):
         "err_crop": float(np.abs(w_fast - w_crop).max()),
         "err_def": err_def,
     }
+
+
+def versus_edt(repeat):
+    """2D 1024²: the kernels (``unet_weight_map_sq``, no validation) and two ``edt`` EDTs
+    alone, interleaved, ``repeat`` times each: (best, median) wall seconds of each."""
+    labels = touching_cells((1024, 1024), 620, 24, seed=1)
+    sp, radius = (1.0, 1.0), cutoff_radius(W0, SIGMA)
+    threads = torch.get_num_threads()
+    methods = {
+        "kernels": lambda: kernels.unet_weight_map_sq(
+            labels, sp, radius * radius, W0, SIGMA, 1.0, 1.0
+        ),
+        "edt": lambda: two_edts(labels, sp, threads),
+    }
+    times = {k: [] for k in methods}
+    for fn in methods.values():
+        fn()  # warm up
+    for _ in range(repeat):
+        for key, fn in methods.items():
+            times[key].append(best_of(fn, 1)[0])
+    return {k: (min(v), float(np.median(v))) for k, v in times.items()}
 
 
 def loss_rows(device, repeat, size):
@@ -230,7 +253,20 @@ def main(argv=None):
     ap.add_argument("--full-reference", action="store_true", help="no scaled definition")
     ap.add_argument("--skip-losses", action="store_true")
     ap.add_argument("--losses-only", action="store_true", help="the loss table alone")
+    ap.add_argument("--skip-3d", action="store_true", help="the 2D weight-map case only")
+    ap.add_argument(
+        "--versus-edt", action="store_true", help="2D: the kernels and two edt EDTs alone"
+    )
     args = ap.parse_args(argv)
+    if args.versus_edt:
+        res = versus_edt(max(args.repeat, 15))
+        (kb, km), (eb, em) = res["kernels"], res["edt"]
+        print(f"2D 1024x1024, {torch.get_num_threads()} threads, wall time, interleaved")
+        print("| method | best (s) | median (s) |\n|---|---|---|")
+        print(f"| kernels (unet_weight_map_sq) | {kb:.4f} | {km:.4f} |")
+        print(f"| two edt EDTs | {eb:.4f} | {em:.4f} |")
+        print(f"two EDTs / kernels: best **{eb / kb:.2f}x**, median **{em / km:.2f}x**")
+        return 0
     max_ref = None if args.full_reference else args.reference_cells
 
     if args.quick:
@@ -249,6 +285,8 @@ def main(argv=None):
             ),
         ]
         loss_size = 4096
+    if args.skip_3d:
+        cases = cases[:1]
     if args.losses_only:
         cases = []
     rows = [run_case(n, lab, sp, args, max_ref) for n, lab, sp in cases]
@@ -262,7 +300,7 @@ def main(argv=None):
         print(
             "| case | shape | spacing | cells | definition (s) | cropped scipy (s) | "
             "two edt EDTs (s) | napari-losslens weight map (s) | its transform alone (s) | "
-            "kernels + fused formula (s) |"
+            "kernels called directly (s) |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -231,3 +232,146 @@ def test_fused_weight_map_has_no_border_term_without_a_second_cell():
     _, v1, _, v2 = numba_two_nearest(labels, (1.0, 1.0), math.inf)
     got = numba_kernel.weight_map_sq(labels, v1, v2, 10.0, 5.0, 0.5, 2.0)
     np.testing.assert_array_equal(got, np.where(labels > 0, 2.0, 0.5))
+
+
+# --------------------------------------------------------------------------------------
+# The weight map with the formula fused into the last pass (unet_weight_map_sq)
+# --------------------------------------------------------------------------------------
+
+
+def definition_weight_map(labels, spacing, cutoff, w0, sigma, w_bg, w_fg, background_only):
+    """(map, pixels where d2 is within float32 rounding of the cutoff) by the definition:
+    one full-frame EDT per cell, the border term where the second cell is within the cutoff."""
+    cells = per_cell_distances(labels, spacing)
+    inf = np.full((2, *labels.shape), np.inf)
+    stack = np.sort(np.concatenate([np.stack(list(cells.values()) or [inf[0]]), inf]), axis=0)
+    d1, d2 = stack[0], stack[1]
+    within = np.isfinite(d2) if cutoff is None else d2 <= cutoff
+    fg = labels > 0
+    with np.errstate(over="ignore"):
+        term = w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2))
+    border = np.where(within & ~(fg & background_only), term, 0.0)
+    edge = np.zeros(labels.shape, bool) if cutoff is None else np.abs(d2 - cutoff) < 1e-4
+    return np.where(fg, w_fg, w_bg) + border, edge
+
+
+def check_fused(labels, spacing, cutoff, w0, sigma, w_bg, w_fg, background_only, dtype=np.float32):
+    before = labels.copy()
+    got = numba_kernel.unet_weight_map_sq(
+        labels, spacing, _maxsq(cutoff), w0, sigma, w_bg, w_fg, background_only, dtype
+    )
+    assert got.dtype == dtype and got.shape == labels.shape
+    assert np.array_equal(labels, before)
+    # the same bits as the transform followed by the separate formula
+    _, v1, _, v2 = numba_two_nearest(labels, spacing, _maxsq(cutoff))
+    sep = numba_kernel.weight_map_sq(labels, v1, v2, w0, sigma, w_bg, w_fg, background_only, dtype)
+    np.testing.assert_array_equal(got, sep)
+    want, edge = definition_weight_map(
+        labels, spacing, cutoff, w0, sigma, w_bg, w_fg, background_only
+    )
+    np.testing.assert_allclose(got[~edge], want[~edge], rtol=1e-5, atol=1e-5 * max(w0, 1.0))
+    return got
+
+
+@pytest.mark.parametrize("block", range(6))
+def test_fused_kernel_random_cases_against_definition(block):
+    """1-pixel cells, borders, thin and flat images (1-line ones too), spacings 0.3-3,
+    cutoffs 1-24 and none, d2 everywhere or on the background only, class weights."""
+    rng = np.random.default_rng(3000 + block)
+    for _ in range(40):
+        labels, spacing, cutoff = random_case(rng)
+        w0 = float(rng.choice([0.0, 1.0, 10.0]))
+        sigma = float(rng.uniform(0.5, 8.0))
+        w_bg, w_fg = (1.0, 1.0) if rng.random() < 0.5 else (0.4, 2.5)
+        check_fused(labels, spacing, cutoff, w0, sigma, w_bg, w_fg, bool(rng.random() < 0.7))
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (1, 9), (9, 1), (1, 40), (2, 33), (40, 1), (1, 1, 30), (1, 30, 1)]
+)
+@pytest.mark.parametrize("background_only", [True, False])
+def test_fused_kernel_one_line_images(shape, background_only):
+    rng = np.random.default_rng(sum(shape))
+    for density in (0.05, 0.3, 0.8):
+        labels = (rng.random(shape) < density) * rng.integers(1, 4, shape)
+        labels.flat[0] = 1  # cells on both ends
+        labels.flat[-1] = 2
+        for cutoff in (None, 1.5, 24.0):
+            check_fused(
+                labels.astype(np.int64),
+                (0.7,) * len(shape),
+                cutoff,
+                10.0,
+                5.0,
+                1,
+                1,
+                background_only,
+            )
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16, np.uint8, bool, np.uint32])
+def test_fused_kernel_label_dtypes(dtype):
+    labels = touching_cells((30, 36), 10, 6.0, seed=8)
+    want = numba_kernel.unet_weight_map_sq(
+        labels.astype(np.int64), (1.0, 1.0), 24.0**2, 10.0, 5.0, 1.0, 1.0
+    )
+    cast = labels.astype(dtype)
+    if dtype is bool:  # one cell: the border term needs two
+        want = numba_kernel.unet_weight_map_sq(
+            cast.astype(np.int64), (1.0, 1.0), 24.0**2, 10.0, 5.0, 1.0, 1.0
+        )
+    got = numba_kernel.unet_weight_map_sq(cast, (1.0, 1.0), 24.0**2, 10.0, 5.0, 1.0, 1.0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_fused_kernel_ids_beyond_int32():
+    labels = touching_cells((20, 24), 6, 5.0, seed=4).astype(np.int64)
+    big = np.where(labels > 0, labels * 10**12 + 5, 0)
+    np.testing.assert_array_equal(
+        numba_kernel.unet_weight_map_sq(big, (1.0, 1.0), math.inf, 8.0, 3.0, 0.5, 2.0, False),
+        numba_kernel.unet_weight_map_sq(labels, (1.0, 1.0), math.inf, 8.0, 3.0, 0.5, 2.0, False),
+    )
+
+
+@pytest.mark.parametrize("background_only", [True, False])
+def test_fused_kernel_float64_and_3d(background_only):
+    labels = touching_cells((9, 20, 18), 10, 5.0, spacing=(2.0, 1.0, 1.0), seed=9)
+    check_fused(
+        labels.astype(np.int64),
+        (2.0, 1.0, 1.0),
+        12.0,
+        10.0,
+        4.0,
+        0.5,
+        2.0,
+        background_only,
+        np.float64,
+    )
+
+
+def test_results_do_not_depend_on_threads_or_task_sizes(monkeypatch):
+    """One thread or two, and tasks of one line, one block column or one chunk column: the
+    same bits (each line is computed on its own, whichever task holds it)."""
+    labels = touching_cells((70, 66), 30, 7.0, seed=10).astype(np.int32)
+    labels3 = touching_cells((5, 70, 66), 30, 7.0, seed=11).astype(np.int32)
+
+    def run():
+        return (
+            numba_kernel.unet_weight_map_sq(labels, (1.0, 0.8), 20.0**2, 10.0, 5.0, 1.0, 1.0),
+            numba_kernel.unet_weight_map_sq(labels3, (2.0, 1.0, 0.8), 20.0**2, 10.0, 5.0, 1, 1),
+            *numba_two_nearest(labels3, (2.0, 1.0, 0.8), 20.0**2),
+        )
+
+    want = run()
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        for a, b in zip(run(), want, strict=True):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        numba.set_num_threads(threads)
+    for name, value in (("LINES", 1), ("CHUNK", 1), ("BLOCK", 1), ("LINES", 7), ("CHUNK", 5)):
+        with monkeypatch.context() as m:
+            m.setattr(numba_kernel, name, value)
+            for a, b in zip(run(), want, strict=True):
+                np.testing.assert_array_equal(a, b)

@@ -41,6 +41,8 @@ ArrayLike = Any  # numpy.ndarray | torch.Tensor | anything numpy.asarray accepts
 #: largest spacing, and the square of the smallest must stay a normal float64 (> 1e-308).
 MAX_SPACING_RATIO = 1e150
 
+_INT32_MAX = int(np.iinfo(np.int32).max)
+
 
 def is_torch(x: object) -> bool:
     """True when ``x`` is a torch tensor."""
@@ -236,11 +238,16 @@ def validate_labels(
     device: torch.device,
     name: str = "labels",
     ndims: Sequence[int] | None = (2, 3),
+    int32_ok: bool = False,
 ) -> torch.Tensor:
     """Check a label image and return it as an int64 tensor on ``device`` (a copy or a view).
 
     A label image holds non-negative integer ids: 0 is background, every positive id a cell.
     bool and integer dtypes are accepted, and floats that hold integers.
+
+    With ``int32_ok`` (for the CPU kernels, which take both) int32 and int64 arrays are
+    returned as they are (no copy), and other integer and bool dtypes as int32 when their ids
+    fit (4 bytes per voxel instead of 8); floats still become int64.
 
     Raises:
         TypeError: the array is not numeric (strings, objects, complex).
@@ -258,6 +265,12 @@ def validate_labels(
         raise TypeError(f"{name} must be an integer (or bool) array, got dtype {labels.dtype}")
     shape = _shape(labels)
     _ndim_check(shape, name, ndims)
+    if int32_ok and not is_torch(labels) and labels.dtype.kind in "biu":
+        small = labels.dtype.itemsize <= 2 or (labels.dtype.kind == "b")
+        if small or (
+            labels.dtype == np.uint32 and (labels.size == 0 or int(labels.max()) <= _INT32_MAX)
+        ):
+            labels = labels.astype(np.int32)  # torch lacks uint16/uint32: int32, not int64
     t = _to_tensor(labels, device)
     if t.dtype.is_floating_point:
         if not bool(torch.isfinite(t).all()):
@@ -269,10 +282,15 @@ def validate_labels(
             )
         if bool((t.abs() > 2.0**53).any()):
             raise ValueError(f"{name} float ids must be below 2**53 to be exact")
-    t = t.to(torch.int64)
-    if t.numel() and int(t.min()) < 0:
+    if not (int32_ok and t.dtype in (torch.int32, torch.int64)):
+        small = int32_ok and not t.dtype.is_floating_point and t.dtype.itemsize <= 2
+        t = t.to(torch.int32 if small else torch.int64)
+    # numpy's min on the CPU: torch's parallel reduction costs more to start than a
+    # single-threaded pass over a few million ids (several ms on a busy machine)
+    low = 0 if not t.numel() else int(t.numpy().min() if t.device.type == "cpu" else t.min())
+    if low < 0:
         raise ValueError(
-            f"{name} must hold non-negative ids (0 is background), got a minimum of {int(t.min())}"
+            f"{name} must hold non-negative ids (0 is background), got a minimum of {low}"
         )
     return t
 

@@ -111,7 +111,8 @@ def two_nearest_cells(
         return) and distances of ``dtype`` (``inf`` there), in the caller's array kind.
     """
     dev = resolve_device(device, labels)
-    lab = validate_labels(labels, dev)
+    # the CPU kernels take int32 and int64 labels as they are (no int64 copy)
+    lab = validate_labels(labels, dev, int32_ok=dev.type == "cpu")
     sp = validate_spacing(spacing, lab.ndim)
     md = _check_max_distance(max_distance)
     check_extent(tuple(lab.shape), sp, dtype)

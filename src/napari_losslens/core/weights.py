@@ -226,7 +226,7 @@ def class_weight_map(labels: ArrayLike, class_weights=None, *, dtype=torch.float
 
 def _separate_touching(lab: torch.Tensor) -> torch.Tensor:
     """Tensor version of :func:`separate_touching_cells` (any device)."""
-    big = torch.iinfo(torch.int64).max
+    big = torch.iinfo(lab.dtype).max  # a sentinel no neighbour id is smaller than
     fg = lab > 0
     padded = _pad(torch.where(fg, lab, torch.full_like(lab, big)), big)
     neighbour_min = torch.full_like(lab, big)
@@ -539,7 +539,7 @@ def _class_weights_pair_tiled(labels, cw, separate, dev, budget):
     n = math.prod(labels.shape)
     n_fg = 0
     for ext, inner, _ in _tiles(tuple(labels.shape), (1,) * len(labels.shape), budget):
-        lab = validate_labels(labels[ext], dev)
+        lab = validate_labels(labels[ext], dev, int32_ok=dev.type == "cpu")
         if separate:
             lab = _separate_touching(lab)
         n_fg += int((lab[inner] > 0).sum())
@@ -577,22 +577,46 @@ def _fused_weight_map(lab, v1, v2, w0, sigma, pair, background_only, dtype) -> t
     return torch.from_numpy(w)
 
 
+def _fused_from_labels(lab, sp_units, maxsq, w0, sigma, pair, background_only, dtype):
+    """The whole map of a CPU tile from its labels: the kernels' transform with the formula
+    fused into its last pass (:func:`._two_nearest_numba.unet_weight_map_sq`), which writes
+    the map instead of the distances and computes d2 only where the border term is added.
+    Same values as :func:`_fused_weight_map` on the transform's squared distances."""
+    # numba is imported only when the CPU path runs (see _fused_weight_map)
+    from ._two_nearest_numba import unet_weight_map_sq
+
+    w_bg, w_fg = pair
+    check_fits({"w0": w0, "class_weights": max(w_bg, w_fg)}, dtype, "weight map")
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    w = unet_weight_map_sq(
+        lab.numpy(), sp_units, maxsq, w0, sigma, w_bg, w_fg, background_only, np_dtype
+    )
+    return torch.from_numpy(w)
+
+
 def _weight_map_tiled(
     labels, dev, budget, halo, sp, radius, pair, w0, sigma, background_only, separate, dtype
 ):
-    out = torch.empty(tuple(labels.shape), dtype=dtype, device=dev)
-    for ext, inner, out_sl in _tiles(tuple(labels.shape), halo, budget):
-        lab = validate_labels(labels[ext], dev)
+    tiles = list(_tiles(tuple(labels.shape), halo, budget))
+    # one tile: its map is the result (no copy into an output array)
+    out = None if len(tiles) == 1 else torch.empty(tuple(labels.shape), dtype=dtype, device=dev)
+    # distances and σ in units of the largest spacing: no square overflows/underflows
+    unit, sp_units = spacing_in_units(sp)
+    r_units = radius / unit
+    maxsq = r_units * r_units if math.isfinite(r_units) else math.inf
+    for ext, inner, out_sl in tiles:
+        # the CPU kernels take int32 and int64 labels as they are (no int64 copy)
+        lab = validate_labels(labels[ext], dev, int32_ok=dev.type == "cpu")
         if separate:
             lab = _separate_touching(lab)
-        # distances and σ in units of the largest spacing: no square overflows/underflows
-        unit, sp_units = spacing_in_units(sp)
-        if radius > 0:
-            r_units = radius / unit
-            maxsq = r_units * r_units if math.isfinite(r_units) else math.inf
+        if radius > 0 and dev.type == "cpu" and _fused_applies(lab, sigma / unit, dtype):
+            w = _fused_from_labels(
+                lab, sp_units, maxsq, w0, sigma / unit, pair, background_only, dtype
+            )[inner]
+        elif radius > 0:
             _, v1, _, v2 = _two_nearest(lab, sp_units, maxsq)
             if _fused_applies(lab, sigma / unit, dtype):
-                out[out_sl] = _fused_weight_map(
+                w = _fused_weight_map(
                     lab[inner],
                     v1[inner],
                     v2[inner],
@@ -602,13 +626,17 @@ def _weight_map_tiled(
                     background_only,
                     dtype,
                 )
-                continue
-            d1 = torch.sqrt(v1[inner]).to(dtype)
-            d2 = torch.sqrt(v2[inner]).to(dtype)
-            del v1, v2
+            else:
+                d1 = torch.sqrt(v1[inner]).to(dtype)
+                d2 = torch.sqrt(v2[inner]).to(dtype)
+                del v1, v2
+                w = _weight_map(lab[inner] > 0, d1, d2, w0, sigma / unit, pair, background_only)
         else:
             d1 = d2 = torch.full(lab[inner].shape, math.inf, dtype=dtype, device=dev)
-        out[out_sl] = _weight_map(lab[inner] > 0, d1, d2, w0, sigma / unit, pair, background_only)
+            w = _weight_map(lab[inner] > 0, d1, d2, w0, sigma / unit, pair, background_only)
+        if out is None:
+            return w
+        out[out_sl] = w
     return out
 
 
