@@ -11,6 +11,7 @@ from qtpy.QtCore import QThreadPool
 
 from napari_losslens import core
 from napari_losslens._compute import ComputeRequest, Progress, run, run_steps
+from napari_losslens._widget import _orchestrator
 
 ALL = ("loss_map", "weight_map", "errors", "object_stats", "hot_spots")
 
@@ -64,23 +65,42 @@ def slow_distances(monkeypatch):
     monkeypatch.setattr(core, "cell_distances", slow)
 
 
-def test_long_computation_shows_progress(widget, sample_viewer, qtbot, slow_distances):
+def test_long_computation_shows_progress(
+    widget, sample_viewer, qtbot, slow_distances, monkeypatch
+):
     widget.outputs.value = ALL
     bar, statuses, shown, yielded = [], [], [], []
-    widget.progress.changed.connect(bar.append)
-    widget.compute_button.clicked.emit()
-    worker = widget.worker
+    real_run_steps = _orchestrator.run_steps
 
-    def on_yielded(progress):  # runs after the widget's own handler
-        yielded.append(progress)
+    def recorded_steps(*args, **kwargs):
+        # recorded in the worker thread as they are made: a slot connected to the
+        # worker's ``yielded`` after the click could miss the first step (the worker
+        # starts at once and a signal sent before a connection is not delivered to it)
+        steps = real_run_steps(*args, **kwargs)
+        try:
+            while True:
+                progress = next(steps)
+                yielded.append(progress)
+                yield progress
+        except StopIteration as stop:
+            return stop.value
+
+    monkeypatch.setattr(_orchestrator, "run_steps", recorded_steps)
+    widget.progress.changed.connect(bar.append)
+    presenter = widget._presenter
+    real_step = presenter.step
+
+    def step_then_read_status(progress, long_running):  # the main thread's step handler
+        real_step(progress, long_running)
         statuses.append(widget.status.value)
 
-    worker.yielded.connect(on_yielded)  # before it runs: it starts on the next loop
+    monkeypatch.setattr(presenter, "step", step_then_read_status)
+    widget.compute_button.clicked.emit()
+    assert widget.worker is not None
     assert widget.progress.native.isHidden()  # not for the first 0.3 s
     qtbot.waitUntil(lambda: not widget.progress.native.isHidden(), timeout=5_000)
     shown.append(widget.status.value)
-    with qtbot.waitSignal(worker.finished, timeout=20_000):
-        pass
+    qtbot.waitUntil(lambda: not widget.workers, timeout=20_000)
     qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0)
     assert shown[0] == "computing: distances…"  # the step that runs when the bar appears
     steps = ["distances", "weight map", "loss", "error map", "statistics", "hot-spots", "done"]
