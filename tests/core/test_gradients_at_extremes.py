@@ -130,3 +130,26 @@ def test_multiclass_losses_finite_at_extremes(name, average):
         value = loss_value(x, torch.from_numpy(target), name, from_logits=logits, **extra)
         value.backward()
         assert torch.isfinite(value) and torch.isfinite(x.grad).all(), (name, logits)
+
+
+# constant images: every skeleton, contour and difference is empty, so the smoothed ratios
+# are s/s with s at its smallest (5e-324: 1/s does not fit float64)
+CONSTANT_IMAGES = [
+    pytest.param(np.array([[0.637]]), np.array([[1]]), id="one-fg-pixel"),
+    pytest.param(np.array([[0.25]]), np.array([[0]]), id="one-bg-pixel"),
+    pytest.param(np.full((3, 4), 0.5), np.zeros((3, 4), np.int64), id="all-bg"),
+    pytest.param(np.full((3, 4), 0.5), np.ones((3, 4), np.int64), id="all-fg"),
+]
+
+
+@pytest.mark.parametrize(("pred", "target"), CONSTANT_IMAGES)
+@pytest.mark.parametrize(("name", "params"), list(_cases()))
+def test_every_loss_is_finite_on_constant_images_at_the_extremes(name, params, pred, target):
+    x = torch.tensor(pred, requires_grad=True)
+    try:
+        value = loss_value(x, torch.from_numpy(target), name, device="cpu", **params)
+    except ValueError as err:  # a loss that needs more than this image says so
+        pytest.skip(str(err))
+    value.backward()
+    assert torch.isfinite(value), value
+    assert torch.isfinite(x.grad).all(), x.grad

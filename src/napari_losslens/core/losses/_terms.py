@@ -128,8 +128,18 @@ def ratio_or_one(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     b = 0 (so a = 0) and s is 0 in the tensor's dtype (a tiny s underflows in float32);
     for every s > 0 the ratio is then s/s = 1, which is the value kept. The division is
     by :func:`nonzero` (den), so no 0/0 reaches autograd either.
+
+    Where 0 < |den| < 2^10 / (the dtype's largest value) (a smoothing term near the
+    smallest float, e.g. s = 5e-324 with empty sums), the ratio's own gradient, 1/den
+    and num/den², does not fit the dtype: there the value num/den is kept and its
+    gradient is 0 (autograd would otherwise multiply an infinite 1/den by the zero
+    gradient of an empty sum and give NaN).
     """
-    return torch.where(den != 0, num / nonzero(den), torch.ones_like(num))
+    tiny = 1024.0 / torch.finfo(den.dtype).max
+    differentiable = den.abs() >= tiny
+    ratio = num / torch.where(differentiable, den, torch.ones_like(den))
+    held = num.detach() / nonzero(den.detach())
+    return torch.where(differentiable, ratio, torch.where(den != 0, held, torch.ones_like(num)))
 
 
 def overlap_terms(ctx: LossContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
