@@ -48,9 +48,9 @@ Overlap sums (:func:`overlap_sums_float64`): the four sums of the soft confusion
 TP = Σ_R x, FP = Σ_R̄ x, FN = Σ_R (1 − x), TN = Σ_R̄ (1 − x), for a region R (the foreground)
 and its complement R̄ within the counted pixels, in one read of x and one map written by
 the backward (∂/∂x = g_TP − g_FN on R, g_FP − g_TN on R̄). Each term 1 − x is formed in
-float64 from the exact float64 value of x (exact for float32 x in [2^-29, 2^24], within one
+float64 from the exact float64 value of x (exact for float32 x in [2^-29, 1], within one
 float64 rounding otherwise), so each of the four is a float64 sum of its own terms within
-the bound below. FN is not taken as Σ_R 1 − TP: that difference cancels when TP is far
+the bound above. FN is not taken as Σ_R 1 − TP: that difference cancels when TP is far
 larger than FN (a confident prediction), and its error is then bounded by 2^-53 times TP,
 not times FN.
 
