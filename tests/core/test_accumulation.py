@@ -10,9 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from napari_losslens.core import loss_map, loss_value
+from napari_losslens.core import available_losses, loss_map, loss_value
 from napari_losslens.core.losses import LossContext
-from napari_losslens.core.losses._accumulate import chunked_float64_sum, sum_float64
+from napari_losslens.core.losses._accumulate import (
+    chunked_float64_sum,
+    chunked_overlap_sums,
+    overlap_sums_float64,
+    sum_float64,
+)
 
 U64 = 2.0**-53  # float64 unit roundoff
 SMALLEST_F32 = 2.0**-149  # smallest positive (subnormal) float32
@@ -281,3 +286,238 @@ def test_dice_map_is_the_float64_gradient(device):
     got = loss_map(torch.from_numpy(p).to(device), torch.from_numpy(y).to(device), "dice")
     assert got.dtype == torch.float32 and bool(torch.isfinite(got).all())
     torch.testing.assert_close(got.cpu().double(), want, rtol=1e-6, atol=1e-13)
+
+
+# ---------------------------------------------------------------- overlap sums
+
+
+def _overlap_paths():
+    """The public function (numpy chunks for CPU float32) and the torch chunks forced small
+    (the path of CUDA tensors, bfloat16 and float64)."""
+    return [
+        pytest.param(overlap_sums_float64, id="overlap_sums_float64"),
+        pytest.param(
+            lambda x, region, mask=None: chunked_overlap_sums(x, region, mask, chunk=4099),
+            id="torch-chunks",
+        ),
+    ]
+
+
+def _overlap_reference(x: np.ndarray, region: np.ndarray, mask: np.ndarray | None):
+    """TP, FP, FN, TN by ``math.fsum`` of float64 terms (1 − x formed in float64)."""
+    x64 = x.astype(np.float64).ravel()
+    counted = np.ones(x64.size, bool) if mask is None else mask.ravel()
+    on, off = region.ravel() & counted, ~region.ravel() & counted
+    return [
+        math.fsum(x64[on]),
+        math.fsum(x64[off]),
+        math.fsum(1.0 - x64[on]),
+        math.fsum(1.0 - x64[off]),
+    ]
+
+
+@pytest.mark.parametrize("total", _overlap_paths())
+@pytest.mark.parametrize("masked", [False, True])
+def test_overlap_sums_are_exact(total, masked, device):
+    # ones and 2^-29: every term, every 1 − x and every partial sum is exact in float64
+    x, _ = _exact_ones_and_small(2**22 - 1000, 1000, 2.0**-29)
+    rng = np.random.default_rng(11)
+    region = rng.random(x.size) > 0.4
+    mask = rng.random(x.size) > 0.2 if masked else None
+    got = total(
+        torch.from_numpy(x).to(device),
+        torch.from_numpy(region).to(device),
+        None if mask is None else torch.from_numpy(mask).to(device),
+    )
+    assert got.dtype == torch.float64 and got.shape == (4,) and got.device.type == device
+    assert got.tolist() == _overlap_reference(x, region, mask)
+
+
+@pytest.mark.parametrize("total", _overlap_paths())
+def test_false_negatives_of_a_confident_prediction_are_summed_directly(total, device):
+    # p = 1 on most of the foreground, 2^-40 on 300 pixels: FN = 300·(1 − 2^-40) exactly.
+    # TP needs bits from 2^21 to 2^-40 (62 > 53): float64 rounds it, so FN taken as
+    # Σ_R 1 − TP would be off by up to 2^-31 per rounding; the direct sum of the terms
+    # 1 − p (each exact, as is every partial sum) is exact
+    n = 2**21
+    x = np.ones(2 * n, np.float32)
+    region = np.zeros(2 * n, bool)
+    region[:n] = True
+    x[np.random.default_rng(12).choice(n, 300, replace=False)] = 2.0**-40
+    got = total(torch.from_numpy(x).to(device), torch.from_numpy(region).to(device))
+    fn = 300 * (1.0 - 2.0**-40)
+    assert float(got[2]) == fn == _overlap_reference(x, region, None)[2]
+    difference = float(np.count_nonzero(region)) - float(got[0])
+    assert difference != fn  # the cancellation the direct sum avoids
+
+
+@pytest.mark.parametrize("total", _overlap_paths())
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_overlap_sums_leave_out_uncounted_terms_whatever_their_value(total, bad, device):
+    x = torch.rand(600, 700, generator=torch.Generator().manual_seed(13))
+    region = torch.rand(600, 700, generator=torch.Generator().manual_seed(14)) > 0.5
+    mask = x > 0.3
+    want = _overlap_reference(x.numpy(), region.numpy(), mask.numpy())
+    x[~mask] = bad  # 0·inf would be NaN: the sums must not touch these terms
+    got = total(x.to(device), region.to(device), mask.to(device)).tolist()
+    assert got == pytest.approx(want, rel=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_overlap_sums_of_other_dtypes(dtype):
+    x = torch.rand(300, 500, generator=torch.Generator().manual_seed(15)).to(dtype)
+    region = x > 0.5
+    mask = torch.rand(300, 500, generator=torch.Generator().manual_seed(16)) > 0.1
+    want = _overlap_reference(x.double().numpy(), region.numpy(), mask.numpy())
+    got = overlap_sums_float64(x, region, mask)
+    assert got.dtype == torch.float64
+    assert got.tolist() == pytest.approx(want, rel=1e-14)
+
+
+def test_gradient_of_the_overlap_sums_is_that_of_the_product_maps(device):
+    gen = torch.Generator().manual_seed(17)
+    x = torch.rand(300, 400, generator=gen).to(device).requires_grad_(True)
+    region = (torch.rand(300, 400, generator=gen) > 0.5).to(device)
+    mask = (torch.rand(300, 400, generator=gen) > 0.2).to(device)
+    coef = torch.tensor([3.0, -2.0, 0.5, 7.0], dtype=torch.float64, device=device)
+    (got,) = torch.autograd.grad((coef * overlap_sums_float64(x, region, mask)).sum(), x)
+    # the reference: autograd through the masked product maps, each sum in float64
+    y, m = region.to(x.dtype), mask.to(x.dtype)
+    terms = [x * y, x * (1 - y), (1 - x) * y, (1 - x) * (1 - y)]
+    ref = sum(c * (t * m).sum(dtype=torch.float64) for c, t in zip(coef, terms, strict=True))
+    (want,) = torch.autograd.grad(ref, x)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, want)
+    # with create_graph (the loss map of a prediction that requires grad): the same
+    # values, and a second derivative through them (0: the sums are linear in x)
+    (g,) = torch.autograd.grad(
+        (coef * overlap_sums_float64(x, region, mask)).sum(), x, create_graph=True
+    )
+    assert torch.equal(g.detach(), want)
+    (h,) = torch.autograd.grad((g * x).sum(), x)
+    assert torch.equal(h, want)
+
+
+def test_overlap_sums_validate_their_arguments():
+    x = torch.rand(4, 5)
+    region = torch.ones(4, 5, dtype=torch.bool)
+    with pytest.raises(TypeError, match=r"needs a floating tensor, got dtype torch.int64"):
+        overlap_sums_float64(torch.ones(4, 5, dtype=torch.int64), region)
+    with pytest.raises(TypeError, match=r"region must be a bool tensor, got dtype torch.float32"):
+        overlap_sums_float64(x, torch.ones(4, 5))
+    with pytest.raises(TypeError, match=r"mask must be a bool tensor, got ndarray"):
+        overlap_sums_float64(x, region, np.ones((4, 5), bool))
+    with pytest.raises(
+        ValueError, match=r"region must have the shape and device of x, got \(5, 4\)"
+    ):
+        overlap_sums_float64(x, torch.ones(5, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"mask must have the shape and device of x, got \(4,\)"):
+        overlap_sums_float64(x, region, torch.ones(4, dtype=torch.bool))
+
+
+def test_overlap_sums_do_not_mutate_their_inputs():
+    x = torch.rand(50, 60, generator=torch.Generator().manual_seed(18))
+    region, mask = x > 0.4, x < 0.9
+    copies = [x.clone(), region.clone(), mask.clone()]
+    overlap_sums_float64(x.requires_grad_(True), region, mask)[2].backward()
+    for before, after in zip(copies, (x.detach(), region, mask), strict=True):
+        assert torch.equal(before, after)
+
+
+def test_context_overlap_sums_are_the_sums_of_the_product_maps():
+    gen = torch.Generator().manual_seed(19)
+    p = torch.rand(256, 300, generator=gen)
+    labels = (torch.rand(256, 300, generator=gen) * 3).long()  # instance ids 0, 1, 2
+    mask = torch.rand(256, 300, generator=gen) > 0.25
+    ctx = LossContext(p, labels, False, mask, torch.float32)
+    y = (labels > 0).double()
+    p64, m = p.double(), mask.double()
+    want = [
+        math.fsum((t * m).flatten().tolist())
+        for t in (p64 * y, p64 * (1 - y), (1 - p64) * y, (1 - p64) * (1 - y))
+    ]
+    got = [float(s) for s in ctx.overlap_sums()]
+    assert got == pytest.approx(want, rel=1e-15)
+    # another region and other terms
+    region = labels == 2
+    q = 1.0 - p
+    got = [float(s) for s in ctx.overlap_sums(q, region)]
+    assert got == pytest.approx(
+        _overlap_reference(q.numpy(), region.numpy(), mask.numpy()), rel=1e-15
+    )
+
+
+def _product_formula(name: str, p, y, k: dict):
+    """The loss written with product maps by y and 1 − y (float64, counted pixels only)."""
+    tp, fp = (p * y).sum(), (p * (1 - y)).sum()
+    fn, tn = ((1 - p) * y).sum(), ((1 - p) * (1 - y)).sum()
+    s = k.get("smooth")
+    if name == "jaccard":
+        return 1 - (tp + s) / (tp + fp + fn + s)
+    if name in ("tversky", "focal_tversky"):
+        ti = (tp + s) / (tp + k["alpha"] * fp + k["beta"] * fn + s)
+        return 1 - ti if name == "tversky" else (1 - ti) ** k["gamma"]
+    if name == "mcc":
+        den = torch.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + k["smooth_dr"])
+        return 1 - (tp * tn - fp * fn + k["smooth_nr"]) / den
+    if name == "generalized_dice":
+        w = 1 / torch.stack([(1 - y).sum(), y.sum()]) ** 2
+        num = 2 * (w[0] * tn + w[1] * tp) + k["smooth_nr"]
+        both = torch.stack([((1 - p) + (1 - y)).sum(), (p + y).sum()])
+        return 1 - num / ((w * both).sum() + k["smooth_dr"])
+    if name == "unified_focal":
+        d, g = k["delta"], k["gamma"]
+        back = (1 - d) * p**g * (-(1 - y) * torch.log1p(-p))
+        focal = (back + d * (-y * torch.log(p))).mean() / 2
+        ti0 = (tn + s) / (tn + d * fp + (1 - d) * fn + s)
+        ti1 = (tp + s) / (tp + d * fn + (1 - d) * fp + s)
+        tversky = 0.5 * ((1 - ti0) + (1 - ti1) ** (1 - g))
+        return k["weight"] * focal + (1 - k["weight"]) * tversky
+    if name == "sensitivity_specificity":
+        err = (y - p) ** 2
+        sens = (err * y).sum() / (y.sum() + s)
+        return k["w"] * sens + (1 - k["w"]) * (err * (1 - y)).sum() / ((1 - y).sum() + s)
+    if name == "exp_log":
+        dice = (2 * tp + s) / (p.sum() + y.sum() + s)
+        n, n_fg = y.numel(), y.sum()
+        w = y * torch.sqrt(n / n_fg) + (1 - y) * torch.sqrt(n / (n - n_fg))
+        nll = -(y * torch.log(p) + (1 - y) * torch.log1p(-p))
+        l_ce = (w * nll ** k["gamma_ce"]).mean()
+        return k["w_dice"] * (-torch.log(dice)) ** k["gamma_dice"] + k["w_ce"] * l_ce
+    if name == "combo":
+        b, a = k["beta"], k["alpha"]
+        ce = -(b * y * torch.log(p) + (1 - b) * (1 - y) * torch.log1p(-p))
+        dice = (2 * tp + s) / ((p ** k["gamma"]).sum() + (y ** k["gamma"]).sum() + s)
+        return a * ce.mean() + (1 - a) * (1 - dice)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("jaccard", {}),
+        ("tversky", {"alpha": 0.3, "beta": 0.9}),
+        ("focal_tversky", {}),
+        ("mcc", {}),
+        ("generalized_dice", {}),
+        ("unified_focal", {}),
+        ("sensitivity_specificity", {"w": 0.3}),
+        ("exp_log", {}),
+        ("combo", {"beta": 0.3}),
+    ],
+)
+def test_region_loss_maps_match_the_product_formulas_in_float64(name, params):
+    # the loss map (float32 prediction, overlap and where= sums) against autograd through
+    # the formula written with product maps in float64: equal to float32 rounding
+    gen = torch.Generator().manual_seed(20)
+    p = torch.rand(128, 160, generator=gen) * 0.98 + 0.01
+    labels = (torch.rand(128, 160, generator=gen) > 0.6).long()
+    mask = torch.rand(128, 160, generator=gen) > 0.2
+    got = loss_map(p, labels, name, mask=mask, **params)
+    p64 = p.double().requires_grad_(True)
+    defaults = {q.name: q.default for q in available_losses()[name].params}
+    value = _product_formula(name, p64[mask], (labels[mask] > 0).double(), defaults | params)
+    (want,) = torch.autograd.grad(value, p64)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=2e-6, atol=1e-6 * float(want.abs().max()))
+    assert float(got[~mask].abs().max()) == 0.0

@@ -43,8 +43,9 @@ __all__ = ["is_dask", "loss_map_dask", "loss_value_dask", "unet_weight_map_dask"
 class _GlobalSums:
     """Mixin for :class:`~napari_losslens.core.losses.LossContext` on one block.
 
-    ``sum`` records the block's own sum and returns the global value known from the
-    previous pass, with the block's gradient: ``S_global + (local − local.detach())``.
+    ``sum`` and ``overlap_sums`` (through the ``_total`` hook) record the block's own sums
+    and return the global values known from the previous pass, with the block's gradient:
+    ``S_global + (local − local.detach())``.
     Where no global value is known yet (the first pass) it returns a placeholder of 1
     instead: that keeps every loss on its generic path (no "0/0" branch taken because one
     block happens to be empty), so all blocks call the same sums in the same order. Passes
@@ -59,16 +60,19 @@ class _GlobalSums:
         self._total_count = total_count
         self._strict = strict
 
-    def sum(self, x, where=None):
-        local = super().sum(x, where=where)
+    def _total(self, local):
+        # each element of the block's sums (a 0-d sum, or the vector of overlap sums)
+        values = local.detach().double().reshape(-1).tolist()
         i = len(self.recorded)
-        self.recorded.append(float(local.detach().double()))
-        if self._sums is not None and i < len(self._sums):
-            value = torch.tensor(self._sums[i], dtype=local.dtype, device=local.device)
+        self.recorded.extend(values)
+        if self._sums is not None and i + len(values) <= len(self._sums):
+            known = self._sums[i : i + len(values)]
+            value = torch.tensor(known, dtype=local.dtype, device=local.device)
+            value = value.reshape(local.shape)
         elif self._strict:
             raise RuntimeError("a loss called more sums than in the first pass")
         else:
-            value = torch.ones((), dtype=local.dtype, device=local.device)
+            value = torch.ones_like(local)
         return value + (local - local.detach())
 
     @property

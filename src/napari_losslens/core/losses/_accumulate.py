@@ -44,6 +44,16 @@ accumulation (torch's ``x.sum()``, or float32 partial sums over blocks then a fl
 of the partials) is not an option: it overflows for terms above 3.4e38 / (block length),
 and its error, about 2^-24 relative per partial sum, is float32's resolution itself.
 
+Overlap sums (:func:`overlap_sums_float64`): the four sums of the soft confusion matrix,
+TP = Σ_R x, FP = Σ_R̄ x, FN = Σ_R (1 − x), TN = Σ_R̄ (1 − x), for a region R (the foreground)
+and its complement R̄ within the counted pixels, in one read of x and one map written by
+the backward (∂/∂x = g_TP − g_FN on R, g_FP − g_TN on R̄). Each term 1 − x is formed in
+float64 from the exact float64 value of x (exact for float32 x in [2^-29, 1], within one
+float64 rounding otherwise), so each of the four is a float64 sum of its own terms within
+the bound above. FN is not taken as Σ_R 1 − TP: that difference cancels when TP is far
+larger than FN (a confident prediction), and its error is then bounded by 2^-53 times TP,
+not times FN.
+
 Reference: N. J. Higham, "The accuracy of floating point summation", SIAM J. Sci. Comput.
 14(4), 1993.
 """
@@ -55,7 +65,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["sum_float64"]
+__all__ = ["overlap_sums_float64", "sum_float64"]
 
 #: Elements per chunk of the torch path: large enough that the launches are few (four for
 #: 4096²), small enough that a chunk's float64 copy (32 MB) stays in a GPU's L2 cache.
@@ -215,3 +225,165 @@ def sum_float64(x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Ten
     if not (x.requires_grad and torch.is_grad_enabled()):
         return _float64_sum(x, where)
     return _Float64Sum.apply(x, where)
+
+
+def _numpy_overlap_sums(a: np.ndarray, region: np.ndarray, mask: np.ndarray | None) -> list:
+    """[Σ_R a, Σ_R̄ a, Σ_R (1 − a), Σ_R̄ (1 − a)] in float64 over ``mask`` (numpy, one thread).
+
+    Chunk by chunk: the chunk's a in float64 (exact), times the 0/1 indicators of R and R̄
+    (exact products), 1 − a on each (one float64 rounding at most), numpy's pairwise sum
+    of each, and the exactly rounded sum of each sum's partial sums (``math.fsum``).
+    """
+    a, region = a.reshape(-1), region.reshape(-1)
+    mask = None if mask is None else mask.reshape(-1)
+    chunk = min(NUMPY_CHUNK, max(a.size, 1))
+    value = np.empty(chunk, np.float64)
+    term = np.empty(chunk, np.float64)
+    inside = np.empty(chunk, np.bool_)
+    partials: list[list[float]] = [[], [], [], []]
+    with np.errstate(invalid="ignore"):  # 0·inf outside the regions: handled below
+        for i in range(0, a.size, chunk):
+            n = min(chunk, a.size - i)
+            v, t, r = value[:n], term[:n], inside[:n]
+            np.copyto(v, a[i : i + n])
+            for k, complement in ((0, False), (1, True)):
+                if complement:
+                    np.logical_not(region[i : i + n], out=r)
+                else:
+                    np.copyto(r, region[i : i + n])
+                if mask is not None:
+                    np.logical_and(r, mask[i : i + n], out=r)
+                np.multiply(v, r, out=t)  # x on the region, 0 elsewhere: exact
+                partials[k].append(np.add.reduce(t))
+                np.subtract(r, t, out=t)  # 1 − x on the region, 0 elsewhere
+                partials[k + 2].append(np.add.reduce(t))
+    sums = [math.fsum(p) for p in partials]
+    if all(math.isfinite(s) for s in sums):
+        return sums
+    # a term that is not finite outside the counted pixels made 0·inf: numpy's where=
+    # reductions, which skip those terms (and a float64 copy: a rare, slower path)
+    counted = np.ones(a.size, np.bool_) if mask is None else mask
+    regions = (region & counted, ~region & counted)
+    ones_minus = np.subtract(1.0, a, dtype=np.float64)
+    return [float(np.add.reduce(a, dtype=np.float64, where=r)) for r in regions] + [
+        float(np.add.reduce(ones_minus, where=r)) for r in regions
+    ]
+
+
+def chunked_overlap_sums(
+    x: torch.Tensor,
+    region: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    chunk: int = TORCH_CHUNK,
+) -> torch.Tensor:
+    """[Σ_R x, Σ_R̄ x, Σ_R (1 − x), Σ_R̄ (1 − x)] over ``mask`` in float64 (a (4,) tensor),
+    in torch alone, chunk by chunk through one float64 buffer; no autograd.
+
+    Terms outside the counted pixels are left out whatever their value.
+    """
+    flat, reg = x.reshape(-1), region.reshape(-1)
+    counted = None if mask is None else mask.reshape(-1)
+    chunk = min(chunk, max(flat.numel(), 1))
+    buffer = torch.empty(chunk, dtype=torch.float64, device=x.device)
+    zero = torch.zeros((), dtype=torch.float64, device=x.device)
+    partials = torch.zeros(4, dtype=torch.float64, device=x.device)
+    for i in range(0, flat.numel(), chunk):
+        v = buffer[: min(chunk, flat.numel() - i)]
+        v.copy_(flat[i : i + v.numel()])  # exact
+        r = reg[i : i + v.numel()]
+        for k, inside in enumerate((r, ~r)):
+            if counted is not None:
+                inside = inside & counted[i : i + v.numel()]
+            on = torch.where(inside, v, zero)
+            partials[k] += on.sum()
+            partials[k + 2] += (inside.to(torch.float64) - on).sum()
+    return partials
+
+
+def _overlap_sums(x: torch.Tensor, region: torch.Tensor, mask: torch.Tensor | None):
+    """The four overlap sums in float64 ((4,), on x's device) by the fastest path; no autograd."""
+    if x.device.type == "cpu" and x.dtype in _NUMPY_DTYPES:
+        a = x.detach().resolve_neg().numpy()
+        m = None if mask is None else mask.numpy()
+        return torch.tensor(_numpy_overlap_sums(a, region.numpy(), m), dtype=torch.float64)
+    return chunked_overlap_sums(x.detach(), region, mask)
+
+
+class _OverlapSums(torch.autograd.Function):
+    """The four overlap sums, with the backward of the four sums as one map."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, region: torch.Tensor, mask: torch.Tensor | None):
+        return _overlap_sums(x, region, mask)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, region, mask = inputs
+        ctx.dtype = x.dtype
+        ctx.region, ctx.mask = region, mask  # bool tensors: nothing for autograd to save
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        # ∂/∂x: g_TP − g_FN on the region, g_FP − g_TN on its complement, 0 outside mask;
+        # the two values cast to x's dtype first (as autograd casts each sum's gradient)
+        g = grad.to(ctx.dtype)
+        # one selection (one map written; the values on and off exactly, where r·(on − off)
+        # + off would round), differentiable in g for a second derivative
+        out = torch.where(ctx.region, g[0] - g[2], g[1] - g[3])
+        if ctx.mask is not None:
+            out = out.mul_(ctx.mask) if not out.requires_grad else out * ctx.mask
+        return out, None, None
+
+
+def overlap_sums_float64(
+    x: torch.Tensor, region: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""The soft confusion matrix of ``x`` against a region, in float64: a (4,) tensor.
+
+    .. math::
+
+        (TP, FP, FN, TN) = \Big(\sum_{R} x_i,\ \sum_{\bar R} x_i,\ \sum_{R} (1 - x_i),\
+        \sum_{\bar R} (1 - x_i)\Big)
+
+    over the counted pixels (``mask``), with R the pixels where ``region`` is True and
+    R̄ the others. For x = p and R the foreground these are Σpy, Σp(1 − y), Σ(1 − p)y and
+    Σ(1 − p)(1 − y), without any of those maps: one read of ``x`` (see the module
+    docstring), and a backward that writes one map. Each sum is a float64 sum of its own
+    terms, within ``(n − 1)·2^-53·Σ|terms|`` (plus one rounding of each 1 − x where float64
+    cannot hold it exactly); terms outside ``mask`` are left out whatever their value.
+
+    Args:
+        x: a floating tensor.
+        region: bool tensor of ``x``'s shape and device (the foreground).
+        mask: optional bool tensor of ``x``'s shape and device: the counted pixels.
+
+    Returns:
+        A (4,) float64 tensor on ``x``'s device, differentiable with respect to ``x``.
+
+    Raises:
+        TypeError: ``x`` is not a floating tensor, or ``region``/``mask`` not bool tensors.
+        ValueError: ``region`` or ``mask`` has another shape or device than ``x``.
+
+    Example:
+        >>> import torch
+        >>> p = torch.tensor([0.75, 0.25, 0.5])
+        >>> overlap_sums_float64(p, torch.tensor([True, True, False])).tolist()
+        [1.0, 0.5, 1.0, 0.5]
+    """
+    if not (isinstance(x, torch.Tensor) and x.dtype.is_floating_point):
+        got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"overlap_sums_float64 needs a floating tensor, got {got}")
+    for name, t in (("region", region), ("mask", mask)):
+        if t is None and name == "mask":
+            continue
+        if not (isinstance(t, torch.Tensor) and t.dtype == torch.bool):
+            got = f"dtype {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+            raise TypeError(f"overlap_sums_float64: {name} must be a bool tensor, got {got}")
+        if t.shape != x.shape or t.device != x.device:
+            raise ValueError(
+                f"overlap_sums_float64: {name} must have the shape and device of x, got "
+                f"{tuple(t.shape)} on {t.device} and {tuple(x.shape)} on {x.device}"
+            )
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return _overlap_sums(x, region, mask)
+    return _OverlapSums.apply(x, region, mask)

@@ -18,7 +18,7 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
-from ._accumulate import sum_float64
+from ._accumulate import overlap_sums_float64, sum_float64
 
 __all__ = ["LossContext"]
 
@@ -30,7 +30,7 @@ class LossContext:
         input: the prediction as given (probabilities, or logits when ``from_logits``).
         from_logits: whether ``input`` holds logits.
         labels: the target as int64 ids (instance labels or a 0/1 mask).
-        fg: the binary target ``labels > 0`` (bool).
+        fg: the binary target ``labels > 0`` (bool); ``bg`` its complement.
         y: the binary target ``labels > 0`` in the prediction's dtype.
         mask: bool tensor of counted pixels, or None (all count).
         multiclass: ``input`` has a leading class axis (``input.ndim == labels.ndim + 1``);
@@ -51,6 +51,11 @@ class LossContext:
     def fg(self) -> torch.Tensor:
         """The binary target ``labels > 0`` as a bool tensor."""
         return self.labels > 0
+
+    @cached_property
+    def bg(self) -> torch.Tensor:
+        """The complement of :attr:`fg`, ``labels <= 0`` (bool)."""
+        return torch.logical_not(self.fg)
 
     @cached_property
     def y(self) -> torch.Tensor:
@@ -114,14 +119,43 @@ class LossContext:
             region = where if region is None else where & region
         if x.dtype == torch.bool:  # a count (e.g. of foreground pixels): exact in int64
             counted = x if region is None else x & region
-            return torch.count_nonzero(counted).to(torch.float64)
+            return self._total(torch.count_nonzero(counted).to(torch.float64))
         if region is not None and (
             region.shape != x.shape or not x.dtype.is_floating_point
         ):  # terms that broadcast against the mask, or integer terms: a masked map
             x, region = torch.where(region, x, 0), None
         if not x.dtype.is_floating_point:  # integer terms: converted as before
-            return x.sum(dtype=torch.float64)
-        return sum_float64(x, where=region)
+            return self._total(x.sum(dtype=torch.float64))
+        return self._total(sum_float64(x, where=region))
+
+    def overlap_sums(
+        self, x: torch.Tensor | None = None, region: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """TP = Σpy, FP = Σp(1 − y), FN = Σ(1 − p)y, TN = Σ(1 − p)(1 − y) over the counted
+        pixels, in float64 (0-d tensors), without any of those maps.
+
+        The same values as ``sum(p * y)``, ``sum(p * (1 - y))``, ... up to float64 rounding
+        (each 1 − p is formed in float64, where the float32 map would round it) and the
+        same gradients, from one read of p and one map in the backward
+        (:func:`~napari_losslens.core.losses._accumulate.overlap_sums_float64`).
+
+        Args:
+            x: the terms in place of p (default p), of the labels' shape.
+            region: bool tensor in place of the foreground ``fg`` (default ``fg``).
+        """
+        x = self.p if x is None else x
+        region = self.fg if region is None else region
+        mask = self.mask
+        if mask is not None and mask.shape != x.shape:  # a mask that broadcasts: expand it
+            mask = mask.expand(x.shape)
+        tp, fp, fn, tn = self._total(overlap_sums_float64(x, region, mask)).unbind()
+        return tp, fp, fn, tn
+
+    def _total(self, local: torch.Tensor) -> torch.Tensor:
+        """The sums over all the counted pixels from this context's own sums (0-d or a
+        vector): the same here; the chunked evaluation replaces them by the sums over the
+        whole image (:mod:`~napari_losslens.core.chunked`)."""
+        return local
 
     @cached_property
     def count(self) -> int:

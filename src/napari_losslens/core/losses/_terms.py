@@ -143,9 +143,14 @@ def ratio_or_one(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 
 def overlap_terms(ctx: LossContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """TP = Σpy, FP = Σp(1 − y), FN = Σ(1 − p)y over the counted pixels."""
-    p, y = ctx.p, ctx.y
-    return ctx.sum(p * y), ctx.sum(p * (1.0 - y)), ctx.sum((1.0 - p) * y)
+    """TP = Σpy, FP = Σp(1 − y), FN = Σ(1 − p)y over the counted pixels (float64, 0-d).
+
+    From :meth:`LossContext.overlap_sums`: one read of p, no map of p·y, p(1 − y) or
+    (1 − p)y, one map in the backward; the same values (up to float64 rounding, and the
+    float32 rounding of 1 − p that the map would have had) and gradients.
+    """
+    tp, fp, fn, _ = ctx.overlap_sums()
+    return tp, fp, fn
 
 
 #: A sum over the counted pixels (``LossContext.sum``, which the chunked path replaces by

@@ -382,6 +382,12 @@ def generalized_dice_loss(
         tp.append(sum_(probas[c] * y))
         both.append(sum_(probas[c] + y))
         ground.append(sum_(y).detach())
+    return _generalized_dice_from_sums(tp, both, ground, smooth_nr, smooth_dr)
+
+
+def _generalized_dice_from_sums(tp, both, ground, smooth_nr, smooth_dr) -> torch.Tensor:
+    """1 − GDL from the per-class sums Σp_c·y_c, Σ(p_c + y_c) and Σy_c (the weights,
+    from Σy_c, are constants)."""
     g = torch.stack(ground)
     w = torch.where(g > 0, 1.0 / g.clamp_min(1.0) ** 2, torch.zeros_like(g))
     w = torch.where(g > 0, w, w.max())
@@ -415,5 +421,21 @@ _DR = LossParam(
 )
 def _generalized_dice(ctx: LossContext, smooth_nr: float, smooth_dr: float) -> torch.Tensor:
     """Generalised Dice over the classes; a binary prediction is the two classes (1 − p, p)."""
-    probas, labels = class_probabilities(ctx)
-    return generalized_dice_loss(probas, labels, ctx.mask, smooth_nr, smooth_dr, total=ctx.sum)
+    tp, both, ground = [], [], []
+    if ctx.multiclass:
+        for c in range(ctx.p.shape[0]):
+            # Σp_c·y_c and Σp_c from one read of p_c (no map of the products, nor of
+            # p_c + y_c), Σy_c a count
+            region = ctx.labels == c
+            tp_c, fp_c, _, _ = ctx.overlap_sums(ctx.p[c], region)
+            ground.append(ctx.sum(region))
+            tp.append(tp_c)
+            both.append(tp_c + fp_c + ground[-1])
+    else:
+        # the two classes (1 − p, p) from the four overlap sums of p: class 1 has
+        # Σp·y = TP and Σp = TP + FP, class 0 Σ(1 − p)(1 − y) = TN and Σ(1 − p) = FN + TN
+        tp1, fp1, fn1, tn1 = ctx.overlap_sums()
+        ground = [ctx.sum(ctx.bg), ctx.sum(ctx.fg)]
+        tp = [tn1, tp1]
+        both = [fn1 + tn1 + ground[0], tp1 + fp1 + ground[1]]
+    return _generalized_dice_from_sums(tp, both, ground, smooth_nr, smooth_dr)

@@ -44,6 +44,7 @@ from ..registry import LossParam, register_loss
 from ._context import LossContext
 from ._terms import (
     Total,
+    bce_terms,
     binary_logits,
     check_spatial,
     dice_loss,
@@ -241,10 +242,11 @@ def _sensitivity_specificity(ctx: LossContext, w: float, smooth: float) -> torch
 
     A term whose class is absent is 0 (its numerator is 0 as well). Brosch et al. 2015.
     """
-    y = ctx.y
-    err = (y - ctx.p) ** 2
-    sens = ctx.sum(err * y) / nonzero(ctx.sum(y) + smooth)
-    spec = ctx.sum(err * (1.0 - y)) / nonzero(ctx.sum(1.0 - y) + smooth)
+    err = (ctx.y - ctx.p) ** 2
+    # sums over the foreground and the background (``where=``) and counts of their pixels:
+    # the same values and gradients as the products by y and 1 − y, without those maps
+    sens = ctx.sum(err, where=ctx.fg) / nonzero(ctx.sum(ctx.fg) + smooth)
+    spec = ctx.sum(err, where=ctx.bg) / nonzero(ctx.sum(ctx.bg) + smooth)
     return w * sens + (1.0 - w) * spec
 
 
@@ -297,7 +299,9 @@ def _combo(
     1 − β, and the Dice term uses Σp + Σy (γ = 1). They subtract the Dice coefficient;
     here the Dice *loss* 1 − Dice is added (a constant offset: same gradient, L ≥ 0).
     """
-    ce = -(beta * ctx.y * ctx.log_p + (1.0 - beta) * (1.0 - ctx.y) * ctx.log_1mp)
+    # −β·log p on the foreground, −(1 − β)·log(1 − p) elsewhere: one ``where`` (y is 0 or
+    # 1, both logs finite: the same values and gradients as the products)
+    ce = torch.where(ctx.fg, beta * ctx.log_p, (1.0 - beta) * ctx.log_1mp).neg_()
     return alpha * ctx.mean(ce) + (1.0 - alpha) * dice_loss(ctx, smooth, gamma)
 
 
@@ -364,13 +368,15 @@ def _exp_log(
     l_dice = safe_pow(-torch.log(dice), gamma_dice, ctx.eps)
 
     n = float(ctx.count)
-    n_fg = float(ctx.sum(ctx.y).detach())
+    n_fg = float(ctx.sum(ctx.fg))
     n_bg = n - n_fg
     w_fg = math.sqrt(n / n_fg) if n_fg else 0.0
     w_bg = math.sqrt(n / n_bg) if n_bg else 0.0
-    nll = -(ctx.y * ctx.log_p + (1.0 - ctx.y) * ctx.log_1mp)
-    weights = w_fg * ctx.y + w_bg * (1.0 - ctx.y)
-    l_ce = ctx.mean(weights * safe_pow(nll, gamma_ce, ctx.eps))
+    # the weighted mean as w_fg·Σ_fg + w_bg·Σ_bg (sums over each region, ``where=``): the
+    # same value and gradient as the mean of the weights map times the terms, without it
+    terms = safe_pow(bce_terms(ctx), gamma_ce, ctx.eps)
+    weighted = w_fg * ctx.sum(terms, where=ctx.fg) + w_bg * ctx.sum(terms, where=ctx.bg)
+    l_ce = weighted / ctx.count
     return w_dice * l_dice + w_ce * l_ce
 
 
@@ -681,14 +687,19 @@ def unified_focal_loss(
     fore = delta * (-y * log_p)
     focal = sum_(back + fore) / (2.0 * count)
     q, z = 1.0 - p, 1.0 - y
-    tis = []
-    for pc, yc in ((q, z), (p, y)):
-        tp = sum_(pc * yc)
-        fn = sum_((1.0 - pc) * yc)
-        fp = sum_(pc * (1.0 - yc))
-        tis.append((tp + smooth) / (tp + delta * fn + (1.0 - delta) * fp + smooth))
-    tversky = 0.5 * ((1.0 - tis[0]) + safe_pow(1.0 - tis[1], 1.0 - gamma, eps))
+    tp, fn, fp = sum_(p * y), sum_((1.0 - p) * y), sum_(p * (1.0 - y))
+    tn = sum_(q * z)
+    tversky = _asymmetric_focal_tversky(tp, fp, fn, tn, delta, gamma, smooth, eps)
     return weight * focal + (1.0 - weight) * tversky
+
+
+def _asymmetric_focal_tversky(tp, fp, fn, tn, delta, gamma, smooth, eps) -> torch.Tensor:
+    """½[(1 − TI_0) + (1 − TI_1)^(1 − γ)] from the four overlap sums of the foreground:
+    class 0 (1 − p, 1 − y) has TP_0 = TN, FN_0 = FP and FP_0 = FN."""
+    tis = []
+    for tp_c, fn_c, fp_c in ((tn, fp, fn), (tp, fn, fp)):
+        tis.append((tp_c + smooth) / (tp_c + delta * fn_c + (1.0 - delta) * fp_c + smooth))
+    return 0.5 * ((1.0 - tis[0]) + safe_pow(1.0 - tis[1], 1.0 - gamma, eps))
 
 
 @register_loss(
@@ -732,20 +743,20 @@ def unified_focal_loss(
 def _unified_focal(
     ctx: LossContext, weight: float, delta: float, gamma: float, smooth: float
 ) -> torch.Tensor:
-    """Asymmetric unified focal loss of a binary prediction."""
-    return unified_focal_loss(
-        ctx.p,
-        ctx.y,
-        ctx.log_p,
-        ctx.log_1mp,
-        ctx.mask,
-        weight,
-        delta,
-        gamma,
-        smooth,
-        total=ctx.sum,
-        count=ctx.count,
-    )
+    """Asymmetric unified focal loss of a binary prediction.
+
+    As :func:`unified_focal_loss`, with the Tversky terms from the four overlap sums
+    (:meth:`LossContext.overlap_sums`: no map of p·y, (1 − p)(1 − y), ...) and the focal
+    term as one ``where`` over the foreground (y is 0 or 1: the same values and gradients
+    as the products).
+    """
+    eps = ctx.eps
+    back = (1.0 - delta) * safe_pow(ctx.p, gamma, eps) * ctx.log_1mp
+    fore = ctx.log_p if delta == 1.0 else delta * ctx.log_p
+    focal = ctx.sum(torch.where(ctx.fg, fore, back).neg_()) / (2.0 * ctx.count)
+    tp, fp, fn, tn = ctx.overlap_sums()
+    tversky = _asymmetric_focal_tversky(tp, fp, fn, tn, delta, gamma, smooth, eps)
+    return weight * focal + (1.0 - weight) * tversky
 
 
 # --------------------------------------------------------------------------------------
@@ -797,11 +808,16 @@ def mcc_loss(
     tn = sum_((1.0 - p) * (1.0 - y)).double()
     fp = sum_(p * (1.0 - y)).double()
     fn = sum_((1.0 - p) * y).double()
+    return _mcc_from_sums(tp, fp, fn, tn, smooth_nr, smooth_dr).to(p.dtype)
+
+
+def _mcc_from_sums(tp, fp, fn, tn, smooth_nr: float, smooth_dr: float) -> torch.Tensor:
+    """1 − MCC from the four float64 overlap sums (0 when FP = FN = 0)."""
     num = tp * tn - fp * fn + smooth_nr
     den = torch.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + smooth_dr)
     score = 1.0 - num / den
     perfect = bool((fp.detach() == 0) & (fn.detach() == 0))
-    return (score * 0.0 if perfect else score).to(p.dtype)
+    return score * 0.0 if perfect else score
 
 
 @register_loss(
@@ -827,5 +843,7 @@ def mcc_loss(
     reference="Abhishek & Hamarneh 2021 (ISBI); MONAI MCCLoss; smp MCCLoss",
 )
 def _mcc(ctx: LossContext, smooth_nr: float, smooth_dr: float) -> torch.Tensor:
-    """1 − soft MCC of a binary prediction."""
-    return mcc_loss(ctx.p, ctx.y, ctx.mask, smooth_nr, smooth_dr, total=ctx.sum)
+    """1 − soft MCC of a binary prediction, from the four overlap sums
+    (:meth:`LossContext.overlap_sums`, in float64, without maps of the products)."""
+    tp, fp, fn, tn = ctx.overlap_sums()
+    return _mcc_from_sums(tp, fp, fn, tn, smooth_nr, smooth_dr).to(ctx.dtype)
