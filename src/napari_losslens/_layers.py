@@ -536,9 +536,11 @@ def apply_ready(
     inputs: LayerInputs,
     arrays: dict[str, np.ndarray],
     region: tuple[int, ...] = (),
+    signed: bool = False,
 ) -> dict[str, tuple[Any, tuple, np.ndarray]]:
     """Write image outputs that are ready before the rest of a computation (the weight map,
-    what a w0/σ slider changes) into their existing layers, so that they show at once.
+    what a w0/σ slider changes, then the loss map) into their existing layers, so that they
+    show at once; ``signed`` is the result's (how a loss map is drawn).
 
     Only layers that exist already are written: a new layer is made by
     :func:`apply_result`, which decides its visibility. Returns what was written, by role,
@@ -552,7 +554,7 @@ def apply_ready(
         if role not in arrays or find_owned(viewer, role, source) is None:
             continue
         data = arrays[role]
-        _upsert_image(viewer, role, source, data, index, inputs.full_shape, False)
+        _upsert_image(viewer, role, source, data, index, inputs.full_shape, signed)
         written[role] = (source, index, data)
     return written
 

@@ -13,9 +13,9 @@ workers. Its rules:
   :attr:`ComputeOrchestrator.PROGRESS_DELAY_MS` is reported as long (the presentation then
   shows a bar and the running step).
 - **Early outputs.** An output that is final before the computation ends (the weight map,
-  what a w0/σ slider changes) is handed to the client at once, the rest when it is done;
-  not when a newer change already waits (in a burst, it would soon be replaced). The
-  worker waits until the main thread has taken it (at most
+  what a w0/σ slider changes, then the loss map) is handed to the client at once, the
+  rest when it is done; not when a newer change already waits (in a burst, it would soon
+  be replaced). The worker waits until the main thread has taken it (at most
   :attr:`ComputeOrchestrator.READY_WAIT_S`) before its next step, so that the loss, the
   statistics and the hot-spots do not take the CPU from the main thread while it shows
   what the user is tuning.
