@@ -182,8 +182,8 @@ def test_live_loss_map_is_drawn_before_the_statistics_and_once(
     shown_before: dict[str, bool] = {}
     real_stats, real_spots = core.object_stats, core.hot_spots
 
-    def object_stats(*args, **kwargs):  # in the worker: is the new loss map shown yet?
-        shown_before["statistics"] = drawn.wait(10.0)
+    def object_stats(*args, **kwargs):  # in the worker, which waited for the main thread
+        shown_before["statistics"] = drawn.is_set()
         return real_stats(*args, **kwargs)
 
     def hot_spots(*args, **kwargs):

@@ -106,6 +106,29 @@ def intra_op_threads(steps: Iterator, threads: int, restore: int) -> Iterator:
         yield item
 
 
+class _Taken:
+    """Counts the early outputs the main thread took, for a worker that waits for them.
+
+    One count per output, not a flag: the worker waits for the weight map to be taken,
+    then for the loss map, and a flag set by the first would let it past the second.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._count = 0
+
+    def add(self) -> None:
+        """The main thread took one more (or let it go)."""
+        with self._cond:
+            self._count += 1
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` were taken, at most ``timeout`` s; True if they were."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._count >= count, timeout)
+
+
 class Client(Protocol):
     """What the orchestrator asks of the widget that owns it (all on the main thread)."""
 
@@ -289,7 +312,7 @@ class ComputeOrchestrator:
             return
 
         memo = self._client.memo
-        taken = threading.Event()  # the main thread took the early outputs (or let go)
+        taken = _Taken()  # how many early outputs the main thread took (or let go)
         wait_s = self.READY_WAIT_S
         restore = torch.get_num_threads()  # the main thread's: what the user set, if any
         threads = 1 if region_pixels(request) <= self.SMALL_MAP_PIXELS else restore
@@ -298,10 +321,12 @@ class ComputeOrchestrator:
             steps = intra_op_threads(run_steps(request, cache, memo), threads, restore)
             try:
                 progress = next(steps)
+                sent = 0
                 while True:
                     yield progress
-                    if progress.ready:
-                        taken.wait(wait_s)  # the main thread first, then the next step
+                    if progress.ready:  # the main thread first, then the next step
+                        sent += 1
+                        taken.wait_for(sent, wait_s)
                     progress = next(steps)
             except StopIteration as stop:
                 return stop.value
@@ -330,9 +355,7 @@ class ComputeOrchestrator:
     def _current(self, generation: int) -> bool:
         return not self.dead and generation == self._generation
 
-    def _on_yielded(
-        self, generation: int, inputs, progress: Progress, taken: threading.Event
-    ) -> None:
+    def _on_yielded(self, generation: int, inputs, progress: Progress, taken: _Taken) -> None:
         try:
             if not self._current(generation):
                 return
@@ -345,7 +368,7 @@ class ComputeOrchestrator:
             self._client.on_step(progress, self.long_running)
         finally:
             if progress.ready:
-                taken.set()  # the worker goes on
+                taken.add()  # the worker goes on
 
     def _on_long_running(self) -> None:
         if self.dead or self.worker is None:
