@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 __all__ = ["ROOT", "display", "open_viewer", "out_parser", "save", "settle", "shoot"]
@@ -96,3 +97,15 @@ def save(rgba, path: Path, width: int | None = None) -> None:
 def shoot(viewer, path: Path, width: int, *, canvas_only: bool = True) -> None:
     """Save the viewer's canvas (or, with ``canvas_only=False``, its whole window)."""
     save(viewer.screenshot(canvas_only=canvas_only, flash=False), path, width=width)
+
+
+def shoot_widget(widget, path: Path, width: int | None = None) -> None:
+    """Save a Qt widget as it is drawn now (``grab()``), e.g. a scrolled part of a dock."""
+    from qtpy.QtGui import QImage  # as napari: after the display
+
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
+    rgba = rows[:, : image.width() * 4].reshape(image.height(), image.width(), 4)
+    save(rgba, path, width=width)

@@ -17,22 +17,10 @@ Run ``python scripts/screenshots.py``. Without a display it starts an Xvfb serve
 
 from __future__ import annotations
 
-import numpy as np
-from _shots import display, open_viewer, out_parser, save, settle, shoot
+from _shots import display, open_viewer, out_parser, settle, shoot, shoot_widget
 
 #: The window size of ``losslens demo`` (its --width and --height defaults).
 DEMO_WIDTH, DEMO_HEIGHT = 1400, 900
-
-
-def _rgba(pixmap) -> np.ndarray:
-    """A QPixmap (a widget's ``grab()``) as an RGBA array."""
-    from qtpy.QtGui import QImage  # as napari: after the display
-
-    image = pixmap.toImage().convertToFormat(QImage.Format.Format_RGBA8888)
-    ptr = image.constBits()
-    ptr.setsize(image.sizeInBytes())
-    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
-    return rows[:, : image.width() * 4].reshape(image.height(), image.width(), 4).copy()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         bar = scroll.verticalScrollBar()
         bar.setValue(bar.maximum())
         settle()
-        save(_rgba(scroll.grab()), args.out / "widget-dock-lower.png")
+        shoot_widget(scroll, args.out / "widget-dock-lower.png")
         bar.setValue(0)
         layers["weight_map"].visible = True
         layers["loss_map"].visible = False
