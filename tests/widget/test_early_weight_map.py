@@ -18,28 +18,19 @@ from napari_losslens._compute import ComputeRequest, WeightParams, run_steps
 DEFAULT = ("loss_map", "weight_map", "object_stats", "hot_spots")
 
 
-def _drive(gen):
-    seen = []
-    while True:
-        try:
-            seen.append(next(gen))
-        except StopIteration as stop:
-            return seen, stop.value
-
-
 def _labels(frames: int | None = None):
     lab = np.zeros((24, 24), np.int32)
     lab[4:10, 4:10], lab[10:16, 4:10] = 1, 2
     return lab if frames is None else np.stack([lab] * frames)
 
 
-def test_the_weight_map_is_ready_before_the_loss():
+def test_the_weight_map_is_ready_before_the_loss(drive):
     lab = _labels()
     pred = np.where(lab > 0, 0.8, 0.2).astype(np.float32)
     request = ComputeRequest(
         lab, pred, loss="unet_ce", outputs=DEFAULT, weights=WeightParams(w0=7.0, sigma=3.0)
     )
-    seen, result = _drive(run_steps(request))
+    seen, result = drive(run_steps(request))
     carrying = [p for p in seen if p.ready]
     assert [p.step for p in carrying] == ["loss"]  # sent before the loss is computed
     ready = carrying[0].ready
@@ -54,12 +45,12 @@ def test_the_weight_map_is_ready_before_the_loss():
 @pytest.mark.parametrize(
     ("outputs", "frames"), [(("loss_map", "object_stats"), None), (DEFAULT, 3)]
 )
-def test_nothing_is_ready_early_unless_a_single_weight_map_is_asked(outputs, frames):
+def test_nothing_is_ready_early_unless_a_single_weight_map_is_asked(outputs, frames, drive):
     lab = _labels(frames)
     pred = np.where(lab > 0, 0.8, 0.2).astype(np.float32)
     kw = {"stack_mode": "frames"} if frames else {}
     request = ComputeRequest(lab, pred, loss="unet_ce", outputs=outputs, **kw)
-    seen, _ = _drive(run_steps(request))
+    seen, _ = drive(run_steps(request))
     assert all(p.ready is None for p in seen)
 
 

@@ -16,22 +16,13 @@ from napari_losslens._widget import _orchestrator
 ALL = ("loss_map", "weight_map", "errors", "object_stats", "hot_spots")
 
 
-def _drive(gen):
-    seen = []
-    while True:
-        try:
-            seen.append(next(gen))
-        except StopIteration as stop:
-            return seen, stop.value
-
-
-def test_run_steps_reports_each_step_in_order():
+def test_run_steps_reports_each_step_in_order(drive):
     lab = np.zeros((3, 24, 24), np.int32)
     lab[:, 4:10, 4:10] = 1
     lab[:, 10:16, 4:10] = 2
     pred = np.where(lab > 0, 0.8, 0.2).astype(np.float32)
     request = ComputeRequest(lab, pred, loss="unet_ce", outputs=ALL, stack_mode="frames")
-    seen, result = _drive(run_steps(request))
+    seen, result = drive(run_steps(request))
     assert all(isinstance(p, Progress) for p in seen)
     per_frame = ["distances", "weight map", "loss"]
     expected = [f"{s}, frame {f}/3" for f in (1, 2, 3) for s in per_frame]
@@ -44,11 +35,11 @@ def test_run_steps_reports_each_step_in_order():
     assert result.value == pytest.approx(run(request).value)
 
 
-def test_run_steps_without_weights_skips_their_steps():
+def test_run_steps_without_weights_skips_their_steps(drive):
     lab = np.zeros((16, 16), np.int32)
     lab[4:10, 4:10] = 1
     request = ComputeRequest(lab, (lab > 0).astype(np.float32) * 0.9, loss="bce")
-    seen, _ = _drive(run_steps(request))
+    seen, _ = drive(run_steps(request))
     assert [p.step for p in seen] == ["loss", "done"]
     assert seen[-1].percent == 100
 
