@@ -1,9 +1,45 @@
 """napari-side fixtures: the widget on the sample viewer (see tests/conftest.py), the
-notifications it shows, and `drive` to run the pipeline's steps to their end."""
+notifications it shows, `drive` to run the pipeline's steps to their end; and gc.freeze
+after each test here (the collector skips the long-lived objects)."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
+
+# gc.freeze between tests: see pytest_runtest_teardown
+_FROZEN_GROWTH = 1_000_000  # objects frozen since the last full collection, at most
+_frozen_since_full_collection = [0]
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After each widget test: collect its garbage, then freeze what is still alive.
+
+    The session holds half a million objects and more (torch, napari, Qt, the test modules),
+    alive until the end. Every full collection walked them all, and napari runs one each
+    time it removes a layer or closes a viewer (``gc.collect()`` in its canvas): each
+    widget test's teardown took 3 to 6 s in a full run. Frozen objects are left out of the
+    walk. Some of them die later (napari keeps the last viewer's actions until the next
+    viewer is made): once ``_FROZEN_GROWTH`` objects were frozen, one full collection
+    frees those, so memory stays bounded. Nothing a test asserts changes: its own objects
+    are not frozen while it runs. (``gc.get_freeze_count`` walks all frozen objects: 70 ms
+    a call, so the survivors are counted here instead, in the oldest generation.)
+
+    Here only, not in tests/conftest.py: with a collection after every test of the suite,
+    tests/core/test_properties.py's extreme weight-map case (huge sigma) got NaN after the
+    CLI tests, in 3 runs of 3 (it passed in the same order without): a weight-map bug that
+    the changed memory reuse exposes, to be fixed in src, not hidden by test timing.
+    """
+    yield
+    gc.collect()
+    _frozen_since_full_collection[0] += len(gc.get_objects(generation=2))
+    if _frozen_since_full_collection[0] > _FROZEN_GROWTH:
+        gc.unfreeze()
+        gc.collect()
+        _frozen_since_full_collection[0] = 0
+    gc.freeze()
 
 
 @pytest.fixture
