@@ -31,7 +31,13 @@ from napari_losslens.core.losses.distance import (
     two_sided_distance,
 )
 
-from .reference import ref_mean_contour_distance, ref_penalty, ref_signed, ref_two_sided
+from .reference import (
+    ref_mean_contour_distance,
+    ref_penalty,
+    ref_signed,
+    ref_two_sided,
+    ref_weight_map,
+)
 
 MAX = float(np.finfo(np.float64).max)
 TINY = 5e-324  # smallest positive (subnormal) float64
@@ -88,6 +94,20 @@ def test_huge_sigma_with_one_cell_is_not_nan(one_cell):
     for sigma in (1e300, MAX):
         got = unet_weight_map(one_cell, sigma=sigma)
         np.testing.assert_array_equal(got, 1.0)
+
+
+@pytest.mark.parametrize("sigma", [1e17, 1e19, 2.2e52, 1e150])
+@pytest.mark.parametrize("volume", [False, True], ids=["2d", "one-slice-3d"])
+@pytest.mark.parametrize("which", ["cells", "one_cell"])
+def test_large_finite_sigma_is_the_formula(request, which, volume, sigma):
+    """A cutoff whose square root is beyond int64 (σ from about 2e18 up): the kernels' reach
+    covers the whole line, not an overflowed integer (the map was wrong, sometimes NaN)."""
+    lab = request.getfixturevalue(which)
+    lab = lab[None] if volume else lab
+    before = lab.copy()
+    got = unet_weight_map(lab, sigma=sigma, w0=10.0, dtype=torch.float64)
+    np.testing.assert_allclose(got, ref_weight_map(lab, w0=10.0, sigma=sigma), rtol=1e-12)
+    np.testing.assert_array_equal(lab, before)
 
 
 def test_huge_sigma_gives_the_full_border_between_two_cells(cells):

@@ -328,8 +328,10 @@ def _line(a, f, b, g, n, step2, maxsq, half_inv, w, iw, l1, v1, l2, v2, need):  
                 if x0 < xs < x1:
                     umax = max(umax, min(maxu, hl + (xs - jl) * (xs - jl)))
             # one envelope over the entries of other cells, within reach of the run
-            lo = 0 if u0 == INF else max(0, x0 - int(math.sqrt(u0)) - 1)
-            hi = n - 1 if u1 == INF else min(n - 1, x1 + int(math.sqrt(u1)) + 1)
+            # a reach of n or more is the whole line (and int(sqrt(u)) beyond int64 would
+            # overflow: a finite cutoff of σ > 2e18 gave a wrong map, at times NaN)
+            lo = 0 if not u0 < n * n else max(0, x0 - int(math.sqrt(u0)) - 1)
+            hi = n - 1 if not u1 < n * n else min(n - 1, x1 + int(math.sqrt(u1)) + 1)
             m = _envelope(
                 a,
                 f,
