@@ -27,10 +27,10 @@ def pytest_runtest_teardown(item, nextitem):
     are not frozen while it runs. (``gc.get_freeze_count`` walks all frozen objects: 70 ms
     a call, so the survivors are counted here instead, in the oldest generation.)
 
-    Here only, not in tests/conftest.py: with a collection after every test of the suite,
-    tests/core/test_properties.py's extreme weight-map case (huge sigma) got NaN after the
-    CLI tests, in 3 runs of 3 (it passed in the same order without): a weight-map bug that
-    the changed memory reuse exposes, to be fixed in src, not hidden by test timing.
+    Here only, where napari's collections cost: suite-wide, the changed memory reuse made
+    tests/core/test_properties.py find NaN in the weight map at a huge σ (an int64
+    overflow in the kernel, since fixed: test_large_finite_sigma_is_the_formula); the
+    other tests keep the interpreter's own collection timing.
     """
     yield
     gc.collect()
