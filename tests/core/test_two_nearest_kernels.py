@@ -239,12 +239,12 @@ def test_torch_kernel_operations_do_not_grow_with_the_image_or_the_cutoff():
             torch_two_nearest(labels, (1.0, 1.0), _maxsq(cutoff))
         counts.append(len(c.ops))
     assert counts[0] == counts[1] == counts[2]
-    assert counts[0] <= 2 * 70  # two passes, views and copies included
+    assert counts[0] <= 2 * 60  # two passes, views and copies included (114 now)
     # and more chunks only add operations per chunk, never per offset
     labels = torch.from_numpy(touching_cells((40, 50), 12, 5.0, seed=2).astype(np.int64))
     with _CountOps() as c:
         torch_two_nearest(labels, (1.0, 1.0), math.inf)
-    assert len(c.ops) <= 2 * 70
+    assert len(c.ops) <= 2 * 60
 
 
 @pytest.mark.cuda
