@@ -575,6 +575,11 @@ def _result(job: Job) -> ComputeResult:
     )
 
 
+#: Steps whose output is final once they ran, by output: sent ahead of the rest (a single
+#: frame's, when asked for), so that what a slider changes is shown at once.
+_EARLY = {"weight map": "weight_map", "loss": "loss_map"}
+
+
 def run_steps(
     request: ComputeRequest,
     cache: DistanceCache | None = None,
@@ -588,7 +593,8 @@ def run_steps(
     not run again (see :mod:`.memo`). The last :class:`Progress` has ``done == total`` and
     the step ``"done"``. The :class:`Progress` that follows a single frame's weight-map
     step carries that weight map in ``ready`` (when it is asked for), so that it can be
-    shown before the loss, the statistics and the hot-spots are done.
+    shown before the loss, the statistics and the hot-spots are done; the one that follows
+    its loss step carries the loss map likewise (before the statistics and the hot-spots).
 
     A generator, so that a thread worker can report progress and stop between steps
     (``result = yield from run_steps(...)``); :func:`run` drives it to the end.
@@ -601,6 +607,7 @@ def run_steps(
     steps = plan(job)
     per_frame = [s for s in steps if s.per_frame]
     once = [s for s in steps if not s.per_frame]
+    signed = job.info.kind != "pixel"
     total = len(job.frames) * len(per_frame) + len(once)
     done = 0
     many = len(job.frames) > 1
@@ -611,21 +618,22 @@ def run_steps(
             job.frame, job.entry = frame, None
             for step in per_frame:
                 name = f"{step.name}, frame {n + 1}/{len(job.frames)}" if many else step.name
-                yield Progress(done, total, name, ready, region if ready else ())
+                yield Progress(done, total, name, ready, region if ready else (), signed)
                 ready = None
                 step.run(job)
                 done += 1
-                if step.name == "weight map" and not many and "weight_map" in job.outputs:
-                    ready = {"weight_map": job.arrays["weight_map"]}
+                if step.name in _EARLY and not many and _EARLY[step.name] in job.outputs:
+                    role = _EARLY[step.name]
+                    ready = {role: job.arrays[role]}
         for step in per_frame:
             _save(job, step)
     for step in once:
-        yield Progress(done, total, step.name, ready, region if ready else ())
+        yield Progress(done, total, step.name, ready, region if ready else (), signed)
         ready = None
         step.run(job)
         _save(job, step)
         done += 1
-    yield Progress(done, total, "done", ready, region if ready else ())
+    yield Progress(done, total, "done", ready, region if ready else (), signed)
     return _result(job)
 
 

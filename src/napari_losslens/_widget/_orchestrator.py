@@ -13,12 +13,18 @@ workers. Its rules:
   :attr:`ComputeOrchestrator.PROGRESS_DELAY_MS` is reported as long (the presentation then
   shows a bar and the running step).
 - **Early outputs.** An output that is final before the computation ends (the weight map,
-  what a w0/σ slider changes) is handed to the client at once, the rest when it is done;
-  not when a newer change already waits (in a burst, it would soon be replaced). The
-  worker waits until the main thread has taken it (at most
+  what a w0/σ slider changes, then the loss map) is handed to the client at once, the
+  rest when it is done; not when a newer change already waits (in a burst, it would soon
+  be replaced). The worker waits until the main thread has taken it (at most
   :attr:`ComputeOrchestrator.READY_WAIT_S`) before its next step, so that the loss, the
   statistics and the hot-spots do not take the CPU from the main thread while it shows
   what the user is tuning.
+- **One torch thread for small maps.** A computation whose region (the current frame, or
+  the whole stack) has at most :attr:`ComputeOrchestrator.SMALL_MAP_PIXELS` pixels runs
+  its steps with one torch intra-op thread in its worker thread (see
+  :func:`intra_op_threads`): the main thread paints on another core meanwhile, and on a
+  busy machine torch's parallel regions on such maps cost far more than they save (the
+  512² sample's U-Net loss map: ~100 ms with two threads under load, ~4 ms with one).
 - **Errors are handled here.** A worker's exception goes to the client once (which shows
   one notification); it is never re-raised on the main thread, where it would reach
   ``sys.excepthook`` (with PyQt6 and Python's default hook, that aborts the process).
@@ -34,15 +40,93 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+import numpy as np
+import torch
 from qtpy.QtCore import QObject, QTimer
 from superqt.utils import create_worker, qdebounced
 
 from .._compute import ComputeResult, Progress, StepMemo, run_steps
 
-__all__ = ["Client", "ComputeOrchestrator"]
+__all__ = ["Client", "ComputeOrchestrator", "intra_op_threads", "region_pixels"]
+
+
+def region_pixels(request) -> int:
+    """How many pixels a request computes: one frame's with ``current_index``, else all."""
+    shape = np.shape(request.labels)
+    if request.current_index is not None:
+        shape = shape[request.leading :]
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def intra_op_threads(steps: Iterator, threads: int, restore: int) -> Iterator:
+    """Run each step of the generator ``steps`` with ``threads`` torch intra-op threads in
+    the calling thread, ``restore`` between steps and after them; return its value.
+
+    torch's OpenMP thread count is per thread (each thread's own OpenMP setting): setting
+    it in a worker thread leaves the main thread's, and a user's torch work there, as they
+    are. What is process-wide is the count that a thread starting its *first* torch
+    operation takes over, which is ``threads`` only while a step runs; it is set back to
+    ``restore`` (the main thread's count, read when the worker was made) after each step,
+    so no thread is left with ``threads`` after a worker is stopped or dropped.
+
+    Args:
+        steps: a generator such as :func:`~napari_losslens._compute.run_steps`.
+        threads: the count during each step (>= 1).
+        restore: the count between and after the steps (>= 1).
+
+    Returns:
+        What ``steps`` returns (``result = yield from intra_op_threads(...)``).
+
+    Raises:
+        ValueError: ``threads`` or ``restore`` is below 1.
+
+    Example:
+        >>> def two():
+        ...     yield torch.get_num_threads()
+        ...     return "done"
+        >>> list(intra_op_threads(two(), 1, torch.get_num_threads()))
+        [1]
+    """
+    for name, n in (("threads", threads), ("restore", restore)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+    while True:
+        if threads != restore:
+            torch.set_num_threads(threads)
+        try:
+            item = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            if threads != restore:
+                torch.set_num_threads(restore)
+        yield item
+
+
+class _Taken:
+    """Counts the early outputs the main thread took, for a worker that waits for them.
+
+    One count per output, not a flag: the worker waits for the weight map to be taken,
+    then for the loss map, and a flag set by the first would let it past the second.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._count = 0
+
+    def add(self) -> None:
+        """The main thread took one more (or let it go)."""
+        with self._cond:
+            self._count += 1
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` were taken, at most ``timeout`` s; True if they were."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._count >= count, timeout)
 
 
 class Client(Protocol):
@@ -99,6 +183,10 @@ class ComputeOrchestrator:
     #: After sending an early output, a worker waits at most this long (s) for the main
     #: thread to take it before it goes on.
     READY_WAIT_S = 0.5
+    #: A computation of at most this many pixels (see :func:`region_pixels`) runs its
+    #: steps with one torch intra-op thread (see :func:`intra_op_threads`); a larger one
+    #: with the main thread's count, where the parallel work outweighs its overhead.
+    SMALL_MAP_PIXELS = 1 << 21
 
     def __init__(self, client: Client, parent: QObject, debounce_ms: int = 15):
         self._client = client
@@ -224,17 +312,21 @@ class ComputeOrchestrator:
             return
 
         memo = self._client.memo
-        taken = threading.Event()  # the main thread took the early outputs (or let go)
+        taken = _Taken()  # how many early outputs the main thread took (or let go)
         wait_s = self.READY_WAIT_S
+        restore = torch.get_num_threads()  # the main thread's: what the user set, if any
+        threads = 1 if region_pixels(request) <= self.SMALL_MAP_PIXELS else restore
 
         def work():
-            steps = run_steps(request, cache, memo)
+            steps = intra_op_threads(run_steps(request, cache, memo), threads, restore)
             try:
                 progress = next(steps)
+                sent = 0
                 while True:
                     yield progress
-                    if progress.ready:
-                        taken.wait(wait_s)  # the main thread first, then the next step
+                    if progress.ready:  # the main thread first, then the next step
+                        sent += 1
+                        taken.wait_for(sent, wait_s)
                     progress = next(steps)
             except StopIteration as stop:
                 return stop.value
@@ -263,9 +355,7 @@ class ComputeOrchestrator:
     def _current(self, generation: int) -> bool:
         return not self.dead and generation == self._generation
 
-    def _on_yielded(
-        self, generation: int, inputs, progress: Progress, taken: threading.Event
-    ) -> None:
+    def _on_yielded(self, generation: int, inputs, progress: Progress, taken: _Taken) -> None:
         try:
             if not self._current(generation):
                 return
@@ -278,7 +368,7 @@ class ComputeOrchestrator:
             self._client.on_step(progress, self.long_running)
         finally:
             if progress.ready:
-                taken.set()  # the worker goes on
+                taken.add()  # the worker goes on
 
     def _on_long_running(self) -> None:
         if self.dead or self.worker is None:

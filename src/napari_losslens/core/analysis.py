@@ -283,7 +283,9 @@ def hot_spots(
         above = s >= s.max()
     comp, n = ndi.label(above, structure=_structure(m.ndim, frame_axes))
     index = np.arange(1, n + 1)
-    peaks = ndi.maximum(s, comp, index)
+    # every region's pixels are the pixels above (ndi.maximum sorts what it is given: the
+    # whole map took ~20 ms of a 512² map's ~45)
+    peaks = ndi.maximum(s[above], comp[above], index)
     order = np.argsort(-np.asarray(peaks), kind="stable")[:k]
     objects = ndi.find_objects(comp)
     result = []
