@@ -19,12 +19,6 @@ workers. Its rules:
   :attr:`ComputeOrchestrator.READY_WAIT_S`) before its next step, so that the loss, the
   statistics and the hot-spots do not take the CPU from the main thread while it shows
   what the user is tuning.
-- **One torch thread for small maps.** A computation whose region (the current frame, or
-  the whole stack) has at most :attr:`ComputeOrchestrator.SMALL_MAP_PIXELS` pixels runs
-  its steps with one torch intra-op thread in its worker thread (see
-  :func:`intra_op_threads`): the main thread paints on another core meanwhile, and on a
-  busy machine torch's parallel regions on such maps cost far more than they save (the
-  512² sample's U-Net loss map: ~100 ms with two threads under load, ~4 ms with one).
 - **Errors are handled here.** A worker's exception goes to the client once (which shows
   one notification); it is never re-raised on the main thread, where it would reach
   ``sys.excepthook`` (with PyQt6 and Python's default hook, that aborts the process).
@@ -40,70 +34,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
-import numpy as np
-import torch
 from qtpy.QtCore import QObject, QTimer
 from superqt.utils import create_worker, qdebounced
 
 from .._compute import ComputeResult, Progress, StepMemo, run_steps
 
-__all__ = ["Client", "ComputeOrchestrator", "intra_op_threads", "region_pixels"]
-
-
-def region_pixels(request) -> int:
-    """How many pixels a request computes: one frame's with ``current_index``, else all."""
-    shape = np.shape(request.labels)
-    if request.current_index is not None:
-        shape = shape[request.leading :]
-    return int(np.prod(shape, dtype=np.int64))
-
-
-def intra_op_threads(steps: Iterator, threads: int, restore: int) -> Iterator:
-    """Run each step of the generator ``steps`` with ``threads`` torch intra-op threads in
-    the calling thread, ``restore`` between steps and after them; return its value.
-
-    torch's OpenMP thread count is per thread (each thread's own OpenMP setting): setting
-    it in a worker thread leaves the main thread's, and a user's torch work there, as they
-    are. What is process-wide is the count that a thread starting its *first* torch
-    operation takes over, which is ``threads`` only while a step runs; it is set back to
-    ``restore`` (the main thread's count, read when the worker was made) after each step,
-    so no thread is left with ``threads`` after a worker is stopped or dropped.
-
-    Args:
-        steps: a generator such as :func:`~napari_losslens._compute.run_steps`.
-        threads: the count during each step (>= 1).
-        restore: the count between and after the steps (>= 1).
-
-    Returns:
-        What ``steps`` returns (``result = yield from intra_op_threads(...)``).
-
-    Raises:
-        ValueError: ``threads`` or ``restore`` is below 1.
-
-    Example:
-        >>> def two():
-        ...     yield torch.get_num_threads()
-        ...     return "done"
-        >>> list(intra_op_threads(two(), 1, torch.get_num_threads()))
-        [1]
-    """
-    for name, n in (("threads", threads), ("restore", restore)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
-    while True:
-        if threads != restore:
-            torch.set_num_threads(threads)
-        try:
-            item = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            if threads != restore:
-                torch.set_num_threads(restore)
-        yield item
+__all__ = ["Client", "ComputeOrchestrator"]
 
 
 class _Taken:
@@ -183,10 +122,6 @@ class ComputeOrchestrator:
     #: After sending an early output, a worker waits at most this long (s) for the main
     #: thread to take it before it goes on.
     READY_WAIT_S = 0.5
-    #: A computation of at most this many pixels (see :func:`region_pixels`) runs its
-    #: steps with one torch intra-op thread (see :func:`intra_op_threads`); a larger one
-    #: with the main thread's count, where the parallel work outweighs its overhead.
-    SMALL_MAP_PIXELS = 1 << 21
 
     def __init__(self, client: Client, parent: QObject, debounce_ms: int = 15):
         self._client = client
@@ -314,11 +249,9 @@ class ComputeOrchestrator:
         memo = self._client.memo
         taken = _Taken()  # how many early outputs the main thread took (or let go)
         wait_s = self.READY_WAIT_S
-        restore = torch.get_num_threads()  # the main thread's: what the user set, if any
-        threads = 1 if region_pixels(request) <= self.SMALL_MAP_PIXELS else restore
 
         def work():
-            steps = intra_op_threads(run_steps(request, cache, memo), threads, restore)
+            steps = run_steps(request, cache, memo)
             try:
                 progress = next(steps)
                 sent = 0
