@@ -12,6 +12,7 @@ from napari_losslens.core import (
     TRUE_POSITIVE,
     error_map,
     hot_spots,
+    object_overlap,
     object_stats,
 )
 
@@ -61,6 +62,69 @@ def test_object_stats_match_reference():
         assert got["iou"][row] == pytest.approx(iou)
     missed = got["index"].tolist().index(20)
     assert got["dice"][missed] == 0.0
+
+
+def _overlap_case():
+    rng = np.random.default_rng(1)
+    lab = np.zeros((40, 50), np.int32)
+    lab[2:10, 2:10], lab[10:18, 2:10], lab[25:35, 30:45], lab[30:33, 5:8] = 3, 7, 11, 20
+    pred = rng.uniform(0, 0.3, lab.shape).astype(np.float32)
+    pred[3:17, 3:9] = 0.9  # one blob merging 3 and 7
+    pred[26:34, 31:40] = 0.8
+    pred[0:2, 45:50] = 0.95  # a false positive; 20 is missed
+    return lab, pred
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.2])
+def test_object_overlap_matches_reference_and_object_stats(threshold):
+    lab, pred = _overlap_case()
+    kept = lab.copy(), pred.copy()
+    got = object_overlap(lab, pred, threshold=threshold)
+    assert list(got) == ["index", "dice", "iou"]
+    ref = _reference_stats(lab, np.zeros(lab.shape), pred, threshold)
+    assert got["index"].tolist() == sorted(ref)
+    for row, i in enumerate(got["index"]):
+        *_, dice, iou = ref[int(i)]
+        assert got["dice"][row] == pytest.approx(dice)
+        assert got["iou"][row] == pytest.approx(iou)
+    full = object_stats(lab, prediction=pred, threshold=threshold)
+    for key in got:  # the very columns of object_stats
+        np.testing.assert_array_equal(got[key], full[key])
+    np.testing.assert_array_equal(lab, kept[0])  # the inputs are not changed
+    np.testing.assert_array_equal(pred, kept[1])
+
+
+def test_object_overlap_frames_and_masks():
+    lab = np.zeros((2, 5, 5), int)
+    lab[0, 1:3, 1:3] = 1
+    lab[1, 1:3, 1:3] = 2
+    mask = np.zeros(lab.shape, np.uint8)
+    mask[:, 1:4, 1:4] = 1
+    frames = object_overlap(lab, mask, frame_axes=1)
+    joint = object_overlap(lab, mask.astype(bool))
+    assert frames["dice"].tolist() == pytest.approx([2 * 4 / (4 + 9)] * 2)
+    assert joint["dice"].tolist() == pytest.approx([2 * 4 / (4 + 18)] * 2)
+    assert frames["iou"].tolist() == pytest.approx([4 / 9] * 2)
+
+
+def test_object_overlap_sparse_huge_ids_keep_the_rows_of_object_stats():
+    lab = np.array([[0, 5, 5, 0, 10**9, 10**9]], np.int64)  # ids compressed internally
+    pred = np.array([[0.9, 0.9, 0.1, 0.1, 0.8, 0.8]])
+    got = object_overlap(lab, pred)
+    assert got["index"].tolist() == [5, 10**9]
+    assert got["dice"].tolist() == pytest.approx([2 * 1 / (2 + 2), 1.0])
+
+
+def test_object_overlap_refuses_bad_inputs():
+    lab = np.array([[1, 1, 0, 2]])
+    with pytest.raises(ValueError, match="same shape"):
+        object_overlap(lab, np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="non-negative"):
+        object_overlap(np.array([[1, -1]]), np.zeros((1, 2)))
+    with pytest.raises(TypeError, match="prediction must be a numeric array, got dtype"):
+        object_overlap(lab, np.array([["a", "b", "c", "d"]]))
+    with pytest.raises(ValueError, match=r"frame_axes must be in \[0, 1\], got 2"):
+        object_overlap(lab, np.zeros(lab.shape), frame_axes=2)
 
 
 def test_object_stats_frames_do_not_connect():

@@ -42,7 +42,7 @@ def test_the_weight_map_is_ready_before_the_loss():
     seen, result = _drive(run_steps(request))
     carrying = [p for p in seen if p.ready]
     # the weight map before the loss is computed, the loss map before the statistics
-    assert [p.step for p in carrying] == ["loss", "statistics"]
+    assert [p.step for p in carrying] == ["loss", "overlap"]
     ready = carrying[0].ready
     assert set(ready) == {"weight_map"}
     assert ready["weight_map"] is result.arrays["weight_map"]  # the final array itself

@@ -2,7 +2,8 @@
 
 :func:`plan` lists the steps a request needs, in order: per frame ``distances`` (when the
 weight map or the distances are wanted), ``weight map`` and ``loss``; then, once for the
-whole region, ``error map``, ``statistics`` and ``hot-spots`` (each when asked). Each step is
+whole region, ``error map``, ``overlap`` and ``statistics`` (with the per-object table),
+and ``hot-spots`` (each when asked). Each step is
 a plain function ``step(job)`` that reads what earlier steps left in the job and adds its
 own part. :func:`run_steps` walks the plan as a generator that yields a :class:`Progress`
 before every step (so that a thread worker can report progress and stop between steps);
@@ -50,7 +51,8 @@ class Job:
 
     ``frame`` (the current frame's index, labels and prediction), ``entry`` (its cached
     distances) and ``weight`` (its weight map) are set by the per-frame steps and read by the
-    ones after them; ``arrays``, ``values``, ``stats`` and ``spots`` collect the results.
+    ones after them; ``overlap`` (the per-object Dice and IoU) is read by the statistics;
+    ``arrays``, ``values``, ``stats`` and ``spots`` collect the results.
     """
 
     request: ComputeRequest
@@ -69,6 +71,7 @@ class Job:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     values: list[float] = field(default_factory=list)
     stats: dict[str, np.ndarray] | None = None
+    overlap: dict[str, np.ndarray] | None = None
     spots: list = field(default_factory=list)
     # the frame the per-frame steps work on
     frame: tuple[int, ...] = ()
@@ -321,8 +324,25 @@ def compute_error_map(job: Job) -> None:
 GRADIENT_COLUMNS = {"mean_loss": "mean_abs_gradient", "total_loss": "total_abs_gradient"}
 
 
+def compute_overlap(job: Job) -> None:
+    """The per-object Dice and IoU of the whole region (with the prediction's connected
+    components): they depend on the labels, the prediction and the threshold, not on the
+    loss, so a w0/σ move takes them from the memo."""
+    labels = job.whole(job.labels)
+    job.overlap = job.timed(
+        "overlap",
+        core.object_overlap,
+        labels,
+        job.whole(job.prediction),
+        threshold=job.threshold,
+        frame_axes=labels.ndim - job.spatial_ndim,
+    )
+
+
 def compute_object_stats(job: Job) -> None:
-    """The per-object table of the whole region, from the loss map.
+    """The per-object table of the whole region: the loss columns from the loss map, the
+    overlap columns from the ``overlap`` step, in the columns' order of
+    :func:`~napari_losslens.core.object_stats`.
 
     For a region loss (whose map is the signed gradient ∂L/∂p) the table holds the mean and
     total of |∂L/∂p| per object, as ``mean_abs_gradient`` and ``total_abs_gradient``: a
@@ -337,11 +357,12 @@ def compute_object_stats(job: Job) -> None:
         core.object_stats,
         labels,
         np.abs(loss) if gradient else loss,
-        job.whole(job.prediction),
-        threshold=job.threshold,
         image=job.whole(image),
-        frame_axes=labels.ndim - job.spatial_ndim,
     )
+    intensity = stats.pop("mean_intensity", None)
+    stats.update((k, v) for k, v in job.overlap.items() if k != "index")
+    if intensity is not None:
+        stats["mean_intensity"] = intensity
     if gradient:
         stats = {GRADIENT_COLUMNS.get(k, k): v for k, v in stats.items()}
     job.stats = stats
@@ -407,8 +428,12 @@ def _errors_key(job: Job) -> Hashable:
     return ("errors", job.data_key, job.prediction_key, job.threshold)
 
 
+def _overlap_key(job: Job) -> Hashable:
+    return ("overlap", job.data_key, job.prediction_key, job.threshold)
+
+
 def _stats_key(job: Job) -> Hashable:
-    return ("statistics", _loss_key(job), job.image_key, job.threshold)
+    return ("statistics", _loss_key(job), job.image_key, _overlap_key(job))
 
 
 def _spots_key(job: Job) -> Hashable:
@@ -438,6 +463,10 @@ def _restore_array(name: str) -> Callable[[Job, Any], None]:
         job.arrays[name] = saved
 
     return restore
+
+
+def _restore_overlap(job: Job, saved: Any) -> None:
+    job.overlap = saved
 
 
 def _restore_stats(job: Job, saved: Any) -> None:
@@ -505,6 +534,15 @@ PIPELINE = (
         key=_errors_key,
         save=_save_array("errors"),
         restore=_restore_array("errors"),
+    ),
+    Step(
+        "overlap",
+        compute_overlap,
+        False,
+        _asked("object_stats"),
+        key=_overlap_key,
+        save=lambda job: job.overlap,
+        restore=_restore_overlap,
     ),
     Step(
         "statistics",
