@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _kernels_warmed(kernels_warmed):
+    """No test here runs while the kernels compile in the background (see the fixture)."""
+
+
 @pytest.fixture
 def widget(sample_viewer):
     """The Loss Lens widget on the sample viewer (not docked: faster, same behaviour)."""
