@@ -414,6 +414,41 @@ def _place(layer, data: np.ndarray, index: tuple[int, ...], full_shape, dtype):
     return full, True
 
 
+#: How a hidden output layer is to be drawn once shown again (see :func:`_set_look`).
+_PENDING_LOOKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FOLLOWED: weakref.WeakSet = weakref.WeakSet()  # layers whose visibility is followed
+
+
+def _show_pending_look(layer) -> None:
+    """``layer`` was shown or hidden: shown, it gets the look of its newest data."""
+    if layer.visible and layer in _PENDING_LOOKS:
+        _apply_look(layer, _PENDING_LOOKS.pop(layer))
+
+
+def _set_look(layer, look: dict[str, Any]) -> None:
+    """Draw ``layer`` as ``look`` says, or, while it is hidden, once it is shown again.
+
+    Setting a hidden image layer's contrast limits redraws the whole canvas (its data
+    alone does not): on every live update, for the weight map the default outputs add
+    hidden, a paint of 25-150 ms in software OpenGL right when the loss map is due.
+    """
+    if layer.visible:
+        _PENDING_LOOKS.pop(layer, None)
+        _apply_look(layer, look)
+        return
+    if layer not in _FOLLOWED:  # first time hidden: follow its visibility
+        _FOLLOWED.add(layer)
+        ref = weakref.ref(layer)  # the handler does not keep the layer alive
+        layer.events.visible.connect(lambda *_: _on_visible(ref))
+    _PENDING_LOOKS[layer] = look
+
+
+def _on_visible(ref) -> None:
+    layer = ref()
+    if layer is not None:
+        _show_pending_look(layer)
+
+
 def _upsert_image(viewer, role, source, data, index, full_shape, signed, visible=True):
     layer = find_owned(viewer, role, source)
     full, replaced = _place(layer, data, index, full_shape, np.float32)
@@ -425,6 +460,13 @@ def _upsert_image(viewer, role, source, data, index, full_shape, signed, visible
     else:
         layer.refresh()
     _follow_source(layer, role, source)
+    _set_look(layer, look)
+    return layer
+
+
+def _apply_look(layer, look: dict[str, Any]) -> None:
+    """Set colormap, blending, opacity and contrast limits (each only when it differs)."""
+    look = dict(look)
     limits = look.pop("contrast_limits")
     colormap = look.pop("colormap")
     if layer.colormap.name != getattr(colormap, "name", colormap):
@@ -434,7 +476,6 @@ def _upsert_image(viewer, role, source, data, index, full_shape, signed, visible
             setattr(layer, key, value)
     layer.contrast_limits_range = limits
     layer.contrast_limits = limits
-    return layer
 
 
 def _upsert_errors(viewer, source, data, index, full_shape, visible=True):
@@ -536,9 +577,11 @@ def apply_ready(
     inputs: LayerInputs,
     arrays: dict[str, np.ndarray],
     region: tuple[int, ...] = (),
+    signed: bool = False,
 ) -> dict[str, tuple[Any, tuple, np.ndarray]]:
     """Write image outputs that are ready before the rest of a computation (the weight map,
-    what a w0/σ slider changes) into their existing layers, so that they show at once.
+    what a w0/σ slider changes, then the loss map) into their existing layers, so that they
+    show at once; ``signed`` is the result's (how a loss map is drawn).
 
     Only layers that exist already are written: a new layer is made by
     :func:`apply_result`, which decides its visibility. Returns what was written, by role,
@@ -552,7 +595,7 @@ def apply_ready(
         if role not in arrays or find_owned(viewer, role, source) is None:
             continue
         data = arrays[role]
-        _upsert_image(viewer, role, source, data, index, inputs.full_shape, False)
+        _upsert_image(viewer, role, source, data, index, inputs.full_shape, signed)
         written[role] = (source, index, data)
     return written
 

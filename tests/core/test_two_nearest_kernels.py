@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage as ndi
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from napari_losslens._testing import touching_cells
 from napari_losslens.core import _two_nearest_numba as numba_kernel
+from napari_losslens.core import weights
 from napari_losslens.core._two_nearest_numba import two_nearest_sq as numba_two_nearest
 from napari_losslens.core._two_nearest_torch import two_nearest_sq as torch_two_nearest
 
@@ -192,6 +194,57 @@ def test_torch_kernel_chunks_give_the_same_result(monkeypatch):
     chunked = torch_two_nearest(labels, (1.0, 1.0), 49.0)
     for x, y in zip(whole, chunked, strict=True):
         assert torch.equal(x, y)
+
+
+class _CountOps(TorchDispatchMode):
+    """Records every tensor operation dispatched while active (views included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(
+    ("shape", "spacing", "cutoff"),
+    [
+        ((64, 72), (1.0, 1.0), 24.0),
+        ((9, 40, 36), (2.0, 1.0, 0.7), None),
+        ((1, 30), (1.0, 1.0), 3.0),
+    ],
+)
+def test_torch_kernel_never_waits_on_the_device(shape, spacing, cutoff):
+    # on a GPU a read-back per step (float(x.max()), .item(), nonzero) stalls the launch
+    # queue; on the meta device (shapes, no data) any such read raises
+    labels = torch.empty(shape, dtype=torch.int64, device="meta")
+    out = torch_two_nearest(labels, spacing, _maxsq(cutoff))
+    assert [(t.device.type, tuple(t.shape)) for t in out] == [("meta", shape)] * 4
+    assert [t.dtype for t in out] == [torch.int64, torch.float64] * 2
+    # and the weight map's formula on the result, as the GPU tiles compute it
+    _, v1, _, v2 = out
+    w = weights._weight_map(labels > 0, v1.sqrt(), v2.sqrt(), 10.0, 5.0, (1.0, 1.0), True)
+    assert (w.device.type, tuple(w.shape)) == ("meta", shape)
+
+
+def test_torch_kernel_operations_do_not_grow_with_the_image_or_the_cutoff():
+    # a fixed number of device operations per pass (one chunk here), whatever the image
+    # size and the reach; the former path launched a chain of operations per offset
+    counts = []
+    for shape, cutoff in (((16, 20), 1.0), ((160, 200), 24.0), ((300, 90), 60.0)):
+        labels = torch.from_numpy(touching_cells(shape, 12, 5.0, seed=2).astype(np.int64))
+        with _CountOps() as c:
+            torch_two_nearest(labels, (1.0, 1.0), _maxsq(cutoff))
+        counts.append(len(c.ops))
+    assert counts[0] == counts[1] == counts[2]
+    assert counts[0] <= 2 * 60  # two passes, views and copies included (114 now)
+    # and more chunks only add operations per chunk, never per offset
+    labels = torch.from_numpy(touching_cells((40, 50), 12, 5.0, seed=2).astype(np.int64))
+    with _CountOps() as c:
+        torch_two_nearest(labels, (1.0, 1.0), math.inf)
+    assert len(c.ops) <= 2 * 60
 
 
 @pytest.mark.cuda

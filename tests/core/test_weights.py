@@ -306,3 +306,36 @@ def test_cpu_fused_formula_equals_the_formula_on_the_distances(dtype, background
         assert got.dtype == (np.float32 if dtype == torch.float32 else np.float64)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * w0)
     assert np.array_equal(lab, before)
+
+
+@pytest.mark.parametrize(
+    ("shape", "spacing", "background_only", "class_weights"),
+    [
+        ((70, 80), (1.0, 1.0), True, None),
+        ((12, 40, 36), (2.0, 1.0, 0.7), False, "balanced"),
+        ((30, 90), (0.5, 1.5), True, (0.5, 2.0)),
+    ],
+)
+def test_the_gpu_branch_run_on_the_cpu_equals_the_definition(
+    monkeypatch, shape, spacing, background_only, class_weights
+):
+    """What a GPU computes (the torch transform, then square roots and the torch formula,
+    instead of the numba kernels' fused pass), run on the CPU."""
+    from napari_losslens.core import _two_nearest_torch, weights
+
+    lab = touching_cells(shape, 20, 6.0, spacing=spacing, seed=12)
+    kw = {"spacing": spacing, "background_only": background_only, "class_weights": class_weights}
+    cpu = unet_weight_map(lab, device="cpu", **kw)
+    used = []
+
+    def torch_two_nearest(t, sp, maxsq):
+        used.append(t.shape)
+        return _two_nearest_torch.two_nearest_sq(t, sp, maxsq)
+
+    monkeypatch.setattr(weights, "_two_nearest", torch_two_nearest)
+    monkeypatch.setattr(weights, "_fused_applies", lambda *a: False)
+    got = unet_weight_map(lab, device="cpu", **kw)
+    assert used == [lab.shape]  # the torch branch ran, on the whole image
+    assert got.dtype == np.float32
+    _close(got, ref_weight_map(lab, **kw), 10.0)
+    np.testing.assert_allclose(got, cpu, rtol=1e-6, atol=1e-5)

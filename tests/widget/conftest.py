@@ -42,6 +42,11 @@ def pytest_runtest_teardown(item, nextitem):
     gc.freeze()
 
 
+@pytest.fixture(autouse=True)
+def _kernels_warmed(kernels_warmed):
+    """No test here runs while the kernels compile in the background (see the fixture)."""
+
+
 @pytest.fixture
 def widget(sample_viewer):
     """The Loss Lens widget on the sample viewer (not docked: faster, same behaviour)."""

@@ -32,20 +32,37 @@ def test_the_weight_map_is_ready_before_the_loss(drive):
     )
     seen, result = drive(run_steps(request))
     carrying = [p for p in seen if p.ready]
-    assert [p.step for p in carrying] == ["loss"]  # sent before the loss is computed
+    # the weight map before the loss is computed, the loss map before the statistics
+    assert [p.step for p in carrying] == ["loss", "overlap"]
     ready = carrying[0].ready
     assert set(ready) == {"weight_map"}
     assert ready["weight_map"] is result.arrays["weight_map"]  # the final array itself
     np.testing.assert_allclose(
         ready["weight_map"], core.unet_weight_map(lab, w0=7.0, sigma=3.0), atol=1e-4
     )
+    assert set(carrying[1].ready) == {"loss_map"}
+    assert carrying[1].ready["loss_map"] is result.arrays["loss_map"]
+    expected = core.loss_map(pred, lab, "unet_ce", w0=7.0, sigma=3.0)
+    np.testing.assert_allclose(carrying[1].ready["loss_map"], expected, rtol=1e-5, atol=1e-6)
     assert all(p.region == () for p in seen)
+    assert not any(p.signed for p in seen)  # a pixel loss's map
+
+
+def test_a_region_loss_map_is_ready_early_and_signed(drive):
+    lab = _labels()
+    pred = np.where(lab > 0, 0.8, 0.2).astype(np.float32)
+    request = ComputeRequest(lab, pred, loss="dice", outputs=("loss_map", "hot_spots"))
+    seen, result = drive(run_steps(request))
+    carrying = [p for p in seen if p.ready]
+    assert [p.step for p in carrying] == ["hot-spots"]
+    assert carrying[0].ready["loss_map"] is result.arrays["loss_map"]
+    assert result.signed and all(p.signed for p in seen)
 
 
 @pytest.mark.parametrize(
-    ("outputs", "frames"), [(("loss_map", "object_stats"), None), (DEFAULT, 3)]
+    ("outputs", "frames"), [(("object_stats", "hot_spots"), None), (DEFAULT, 3)]
 )
-def test_nothing_is_ready_early_unless_a_single_weight_map_is_asked(outputs, frames, drive):
+def test_nothing_is_ready_early_unless_a_single_map_is_asked(outputs, frames, drive):
     lab = _labels(frames)
     pred = np.where(lab > 0, 0.8, 0.2).astype(np.float32)
     kw = {"stack_mode": "frames"} if frames else {}
@@ -137,3 +154,53 @@ def test_the_worker_goes_on_once_the_weight_map_is_shown(
         rtol=1e-4,
         atol=1e-3,
     )
+
+
+@pytest.mark.parametrize("loss", ["unet_ce", "dice"])
+def test_live_loss_map_is_drawn_before_the_statistics_and_once(
+    widget, sample_viewer, qtbot, monkeypatch, loss
+):
+    """What a user sees change (the weight map is hidden by default) comes before the
+    statistics and the hot-spots, drawn the way the final result wants it."""
+    gt, pred = sample_viewer.layers["ground truth"], sample_viewer.layers["prediction"]
+    widget.loss.value = loss
+    widget.outputs.value = DEFAULT
+    widget.compute()
+    layer = widget.layers["loss_map"]
+    writes: list[np.ndarray] = []
+    drawn = threading.Event()
+    layer.events.data.connect(lambda *_: (writes.append(layer.data), drawn.set()))
+    shown_before: dict[str, bool] = {}
+    real_stats, real_spots = core.object_stats, core.hot_spots
+
+    def object_stats(*args, **kwargs):  # in the worker, which waited for the main thread
+        shown_before["statistics"] = drawn.is_set()
+        return real_stats(*args, **kwargs)
+
+    def hot_spots(*args, **kwargs):
+        shown_before["hot-spots"] = drawn.is_set()
+        return real_spots(*args, **kwargs)
+
+    monkeypatch.setattr(core, "object_stats", object_stats)
+    monkeypatch.setattr(core, "hot_spots", hot_spots)
+    widget.live.value = True
+    qtbot.waitUntil(lambda: not widget.workers, timeout=30_000)  # turning live on computes
+    writes.clear()
+    drawn.clear()
+    if loss == "unet_ce":
+        widget.w0.value = 4.0
+    else:  # w0 does not change Dice: its own smoothing term does
+        widget._param_widgets["dice"]["smooth"].value = "0.5"
+    qtbot.waitUntil(lambda: bool(writes) and not widget.workers, timeout=30_000)
+    qtbot.wait(100)
+    assert shown_before == {"statistics": True, "hot-spots": True}
+    assert len(writes) == 1  # the result does not write it again
+    assert layer.data is widget.last_result.arrays["loss_map"]
+    params = {"w0": 4.0} if loss == "unet_ce" else {"smooth": 0.5}
+    expected = core.loss_map(pred.data, gt.data, loss, **params)
+    np.testing.assert_allclose(layer.data, expected, rtol=1e-4, atol=1e-6)
+    signed = loss == "dice"
+    assert (layer.colormap.name == "losslens diverging") == signed
+    if signed:  # centred on 0
+        lo, hi = layer.contrast_limits
+        assert lo == pytest.approx(-hi)

@@ -26,7 +26,7 @@ def test_run_steps_reports_each_step_in_order(drive):
     assert all(isinstance(p, Progress) for p in seen)
     per_frame = ["distances", "weight map", "loss"]
     expected = [f"{s}, frame {f}/3" for f in (1, 2, 3) for s in per_frame]
-    expected += ["error map", "statistics", "hot-spots", "done"]
+    expected += ["error map", "overlap", "statistics", "hot-spots", "done"]
     assert [p.step for p in seen] == expected
     assert [p.done for p in seen] == list(range(len(expected)))
     assert {p.total for p in seen} == {len(expected) - 1}
@@ -94,7 +94,8 @@ def test_long_computation_shows_progress(
     qtbot.waitUntil(lambda: not widget.workers, timeout=20_000)
     qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0)
     assert shown[0] == "computing: distances…"  # the step that runs when the bar appears
-    steps = ["distances", "weight map", "loss", "error map", "statistics", "hot-spots", "done"]
+    steps = ["distances", "weight map", "loss", "error map", "overlap", "statistics"]
+    steps += ["hot-spots", "done"]
     assert [p.step for p in yielded] == steps
     percents = [p.percent for p in yielded]
     assert percents == sorted(percents) and percents[-1] == 100

@@ -158,6 +158,8 @@ def test_live_layers_get_the_limits_of_their_new_data(widget, sample_viewer, qtb
         lambda: not widget.workers and widget.last_result.arrays["weight_map"].max() > 20,
         timeout=30_000,
     )
+    assert not widget.layers["weight_map"].visible  # hidden by default: set when shown
+    widget.layers["weight_map"].visible = True
     for role in ("weight_map", "loss_map"):
         layer = widget.layers[role]
         look = _layers.display(role, layer.data, False)
@@ -197,3 +199,50 @@ def test_a_live_update_leaves_the_status_line_alone_until_done(widget, qtbot):
     assert widget.worker is not None and widget.status.value == "computing…"
     qtbot.waitUntil(lambda: not widget.workers, timeout=30_000)
     assert "shown in" in widget.status.value
+
+
+def test_a_hidden_output_gets_its_look_when_shown_again(widget, sample_viewer, qtbot):
+    """Setting a hidden layer's contrast limits repaints the canvas: a hidden output gets
+    its new data at once, and its colormap and limits only once it is shown."""
+    widget.loss.value = "unet_ce"
+    widget.outputs.value = DEFAULT
+    widget.compute()
+    layer = widget.layers["weight_map"]
+    assert not layer.visible
+    limits_before = tuple(layer.contrast_limits)
+    sets: list[str] = []
+    layer.events.contrast_limits.connect(lambda *_: sets.append("limits"))
+    layer.events.colormap.connect(lambda *_: sets.append("colormap"))
+    widget.live.value = True
+    qtbot.waitUntil(lambda: not widget.workers, timeout=30_000)
+    widget.w0.value = 40.0
+    qtbot.waitUntil(
+        lambda: not widget.workers and widget.last_result.arrays["weight_map"].max() > 30,
+        timeout=30_000,
+    )
+    assert layer.data is widget.last_result.arrays["weight_map"]  # the data at once
+    assert sets == [] and tuple(layer.contrast_limits) == limits_before
+    layer.visible = True  # shown: drawn as its newest data wants
+    look = _layers.display("weight_map", layer.data, False)
+    np.testing.assert_allclose(layer.contrast_limits, look["contrast_limits"], rtol=1e-6)
+    assert layer.colormap.name == look["colormap"]
+    assert "limits" in sets
+    # shown layers get their look at once again
+    sets.clear()
+    widget.w0.value = 10.0
+    qtbot.waitUntil(
+        lambda: not widget.workers and widget.last_result.arrays["weight_map"].max() < 30,
+        timeout=30_000,
+    )
+    look = _layers.display("weight_map", layer.data, False)
+    np.testing.assert_allclose(layer.contrast_limits, look["contrast_limits"], rtol=1e-6)
+    # hidden again, then shown: the newest look, not the one from before it was hidden
+    layer.visible = False
+    widget.w0.value = 30.0
+    qtbot.waitUntil(
+        lambda: not widget.workers and widget.last_result.arrays["weight_map"].max() > 25,
+        timeout=30_000,
+    )
+    layer.visible = True
+    look = _layers.display("weight_map", layer.data, False)
+    np.testing.assert_allclose(layer.contrast_limits, look["contrast_limits"], rtol=1e-6)

@@ -2,7 +2,8 @@
 
 :func:`plan` lists the steps a request needs, in order: per frame ``distances`` (when the
 weight map or the distances are wanted), ``weight map`` and ``loss``; then, once for the
-whole region, ``error map``, ``statistics`` and ``hot-spots`` (each when asked). Each step is
+whole region, ``error map``, ``overlap`` and ``statistics`` (with the per-object table),
+and ``hot-spots`` (each when asked). Each step is
 a plain function ``step(job)`` that reads what earlier steps left in the job and adds its
 own part. :func:`run_steps` walks the plan as a generator that yields a :class:`Progress`
 before every step (so that a thread worker can report progress and stop between steps);
@@ -50,7 +51,8 @@ class Job:
 
     ``frame`` (the current frame's index, labels and prediction), ``entry`` (its cached
     distances) and ``weight`` (its weight map) are set by the per-frame steps and read by the
-    ones after them; ``arrays``, ``values``, ``stats`` and ``spots`` collect the results.
+    ones after them; ``overlap`` (the per-object Dice and IoU) is read by the statistics;
+    ``arrays``, ``values``, ``stats`` and ``spots`` collect the results.
     """
 
     request: ComputeRequest
@@ -69,6 +71,7 @@ class Job:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     values: list[float] = field(default_factory=list)
     stats: dict[str, np.ndarray] | None = None
+    overlap: dict[str, np.ndarray] | None = None
     spots: list = field(default_factory=list)
     # the frame the per-frame steps work on
     frame: tuple[int, ...] = ()
@@ -321,8 +324,25 @@ def compute_error_map(job: Job) -> None:
 GRADIENT_COLUMNS = {"mean_loss": "mean_abs_gradient", "total_loss": "total_abs_gradient"}
 
 
+def compute_overlap(job: Job) -> None:
+    """The per-object Dice and IoU of the whole region (with the prediction's connected
+    components): they depend on the labels, the prediction and the threshold, not on the
+    loss, so a w0/σ move takes them from the memo."""
+    labels = job.whole(job.labels)
+    job.overlap = job.timed(
+        "overlap",
+        core.object_overlap,
+        labels,
+        job.whole(job.prediction),
+        threshold=job.threshold,
+        frame_axes=labels.ndim - job.spatial_ndim,
+    )
+
+
 def compute_object_stats(job: Job) -> None:
-    """The per-object table of the whole region, from the loss map.
+    """The per-object table of the whole region: the loss columns from the loss map, the
+    overlap columns from the ``overlap`` step, in the columns' order of
+    :func:`~napari_losslens.core.object_stats`.
 
     For a region loss (whose map is the signed gradient ∂L/∂p) the table holds the mean and
     total of |∂L/∂p| per object, as ``mean_abs_gradient`` and ``total_abs_gradient``: a
@@ -337,11 +357,12 @@ def compute_object_stats(job: Job) -> None:
         core.object_stats,
         labels,
         np.abs(loss) if gradient else loss,
-        job.whole(job.prediction),
-        threshold=job.threshold,
         image=job.whole(image),
-        frame_axes=labels.ndim - job.spatial_ndim,
     )
+    intensity = stats.pop("mean_intensity", None)
+    stats.update((k, v) for k, v in job.overlap.items() if k != "index")
+    if intensity is not None:
+        stats["mean_intensity"] = intensity
     if gradient:
         stats = {GRADIENT_COLUMNS.get(k, k): v for k, v in stats.items()}
     job.stats = stats
@@ -407,8 +428,12 @@ def _errors_key(job: Job) -> Hashable:
     return ("errors", job.data_key, job.prediction_key, job.threshold)
 
 
+def _overlap_key(job: Job) -> Hashable:
+    return ("overlap", job.data_key, job.prediction_key, job.threshold)
+
+
 def _stats_key(job: Job) -> Hashable:
-    return ("statistics", _loss_key(job), job.image_key, job.threshold)
+    return ("statistics", _loss_key(job), job.image_key, _overlap_key(job))
 
 
 def _spots_key(job: Job) -> Hashable:
@@ -438,6 +463,10 @@ def _restore_array(name: str) -> Callable[[Job, Any], None]:
         job.arrays[name] = saved
 
     return restore
+
+
+def _restore_overlap(job: Job, saved: Any) -> None:
+    job.overlap = saved
 
 
 def _restore_stats(job: Job, saved: Any) -> None:
@@ -505,6 +534,15 @@ PIPELINE = (
         key=_errors_key,
         save=_save_array("errors"),
         restore=_restore_array("errors"),
+    ),
+    Step(
+        "overlap",
+        compute_overlap,
+        False,
+        _asked("object_stats"),
+        key=_overlap_key,
+        save=lambda job: job.overlap,
+        restore=_restore_overlap,
     ),
     Step(
         "statistics",
@@ -575,6 +613,11 @@ def _result(job: Job) -> ComputeResult:
     )
 
 
+#: Steps whose output is final once they ran, by output: sent ahead of the rest (a single
+#: frame's, when asked for), so that what a slider changes is shown at once.
+_EARLY = {"weight map": "weight_map", "loss": "loss_map"}
+
+
 def run_steps(
     request: ComputeRequest,
     cache: DistanceCache | None = None,
@@ -588,7 +631,8 @@ def run_steps(
     not run again (see :mod:`.memo`). The last :class:`Progress` has ``done == total`` and
     the step ``"done"``. The :class:`Progress` that follows a single frame's weight-map
     step carries that weight map in ``ready`` (when it is asked for), so that it can be
-    shown before the loss, the statistics and the hot-spots are done.
+    shown before the loss, the statistics and the hot-spots are done; the one that follows
+    its loss step carries the loss map likewise (before the statistics and the hot-spots).
 
     A generator, so that a thread worker can report progress and stop between steps
     (``result = yield from run_steps(...)``); :func:`run` drives it to the end.
@@ -601,6 +645,7 @@ def run_steps(
     steps = plan(job)
     per_frame = [s for s in steps if s.per_frame]
     once = [s for s in steps if not s.per_frame]
+    signed = job.info.kind != "pixel"
     total = len(job.frames) * len(per_frame) + len(once)
     done = 0
     many = len(job.frames) > 1
@@ -611,21 +656,22 @@ def run_steps(
             job.frame, job.entry = frame, None
             for step in per_frame:
                 name = f"{step.name}, frame {n + 1}/{len(job.frames)}" if many else step.name
-                yield Progress(done, total, name, ready, region if ready else ())
+                yield Progress(done, total, name, ready, region if ready else (), signed)
                 ready = None
                 step.run(job)
                 done += 1
-                if step.name == "weight map" and not many and "weight_map" in job.outputs:
-                    ready = {"weight_map": job.arrays["weight_map"]}
+                if step.name in _EARLY and not many and _EARLY[step.name] in job.outputs:
+                    role = _EARLY[step.name]
+                    ready = {role: job.arrays[role]}
         for step in per_frame:
             _save(job, step)
     for step in once:
-        yield Progress(done, total, step.name, ready, region if ready else ())
+        yield Progress(done, total, step.name, ready, region if ready else (), signed)
         ready = None
         step.run(job)
         _save(job, step)
         done += 1
-    yield Progress(done, total, "done", ready, region if ready else ())
+    yield Progress(done, total, "done", ready, region if ready else (), signed)
     return _result(job)
 
 

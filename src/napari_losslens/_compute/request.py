@@ -114,9 +114,10 @@ class Progress(NamedTuple):
     when ``done == total``).
 
     ``ready`` holds outputs that are final before the computation ends (the weight map of
-    a single frame, the first to be shown when a w0/σ slider moves), by role, and
-    ``region`` the leading indices of the computed region they belong to; ``None`` and
-    ``()`` otherwise.
+    a single frame, the first to be shown when a w0/σ slider moves, then its loss map), by
+    role, and ``region`` the leading indices of the computed region they belong to;
+    ``None`` and ``()`` otherwise. ``signed`` says whether the loss map can be negative
+    (a region loss's gradient map), as :attr:`ComputeResult.signed` will.
     """
 
     done: int
@@ -124,6 +125,7 @@ class Progress(NamedTuple):
     step: str
     ready: dict[str, Any] | None = None
     region: tuple[int, ...] = ()
+    signed: bool = False
 
     @property
     def percent(self) -> float:

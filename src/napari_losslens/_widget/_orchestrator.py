@@ -13,9 +13,9 @@ workers. Its rules:
   :attr:`ComputeOrchestrator.PROGRESS_DELAY_MS` is reported as long (the presentation then
   shows a bar and the running step).
 - **Early outputs.** An output that is final before the computation ends (the weight map,
-  what a w0/σ slider changes) is handed to the client at once, the rest when it is done;
-  not when a newer change already waits (in a burst, it would soon be replaced). The
-  worker waits until the main thread has taken it (at most
+  what a w0/σ slider changes, then the loss map) is handed to the client at once, the
+  rest when it is done; not when a newer change already waits (in a burst, it would soon
+  be replaced). The worker waits until the main thread has taken it (at most
   :attr:`ComputeOrchestrator.READY_WAIT_S`) before its next step, so that the loss, the
   statistics and the hot-spots do not take the CPU from the main thread while it shows
   what the user is tuning.
@@ -43,6 +43,29 @@ from superqt.utils import create_worker, qdebounced
 from .._compute import ComputeResult, Progress, StepMemo, run_steps
 
 __all__ = ["Client", "ComputeOrchestrator"]
+
+
+class _Taken:
+    """Counts the early outputs the main thread took, for a worker that waits for them.
+
+    One count per output, not a flag: the worker waits for the weight map to be taken,
+    then for the loss map, and a flag set by the first would let it past the second.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._count = 0
+
+    def add(self) -> None:
+        """The main thread took one more (or let it go)."""
+        with self._cond:
+            self._count += 1
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` were taken, at most ``timeout`` s; True if they were."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._count >= count, timeout)
 
 
 class Client(Protocol):
@@ -224,17 +247,19 @@ class ComputeOrchestrator:
             return
 
         memo = self._client.memo
-        taken = threading.Event()  # the main thread took the early outputs (or let go)
+        taken = _Taken()  # how many early outputs the main thread took (or let go)
         wait_s = self.READY_WAIT_S
 
         def work():
             steps = run_steps(request, cache, memo)
             try:
                 progress = next(steps)
+                sent = 0
                 while True:
                     yield progress
-                    if progress.ready:
-                        taken.wait(wait_s)  # the main thread first, then the next step
+                    if progress.ready:  # the main thread first, then the next step
+                        sent += 1
+                        taken.wait_for(sent, wait_s)
                     progress = next(steps)
             except StopIteration as stop:
                 return stop.value
@@ -263,9 +288,7 @@ class ComputeOrchestrator:
     def _current(self, generation: int) -> bool:
         return not self.dead and generation == self._generation
 
-    def _on_yielded(
-        self, generation: int, inputs, progress: Progress, taken: threading.Event
-    ) -> None:
+    def _on_yielded(self, generation: int, inputs, progress: Progress, taken: _Taken) -> None:
         try:
             if not self._current(generation):
                 return
@@ -278,7 +301,7 @@ class ComputeOrchestrator:
             self._client.on_step(progress, self.long_running)
         finally:
             if progress.ready:
-                taken.set()  # the worker goes on
+                taken.add()  # the worker goes on
 
     def _on_long_running(self) -> None:
         if self.dead or self.worker is None:

@@ -146,12 +146,15 @@ class Presenter:
         # histogram is not on the critical path
         self._histogram_timer.start(histogram_delay)
 
-    def apply_ready(self, inputs, arrays: dict[str, np.ndarray], region: tuple) -> None:
-        """Write outputs that are ready before the rest (the weight map) into their
-        layers at once; the rest comes with :meth:`apply`, which does not write them again."""
+    def apply_ready(
+        self, inputs, arrays: dict[str, np.ndarray], region: tuple, signed: bool = False
+    ) -> None:
+        """Write outputs that are ready before the rest (the weight map, then the loss
+        map) into their layers at once; the rest comes with :meth:`apply`, which does not
+        write them again. ``signed``: whether the loss map can be negative."""
         if self._stopped:
             return
-        self._early.update(_layers.apply_ready(self._viewer, inputs, arrays, region))
+        self._early.update(_layers.apply_ready(self._viewer, inputs, arrays, region, signed))
 
     # ----------------------------------------------------------------- hot-spots
 

@@ -266,7 +266,7 @@ class LossLensWidget(LossLensControls):
     def on_ready(self, inputs, progress: Progress) -> None:
         if any(layer not in self._viewer.layers for layer in inputs.layers):
             return  # an input layer was removed meanwhile
-        self._presenter.apply_ready(inputs, progress.ready, progress.region)
+        self._presenter.apply_ready(inputs, progress.ready, progress.region, progress.signed)
 
     def on_long_running(self, step: str) -> None:
         self._presenter.long_running(step)

@@ -21,6 +21,7 @@ from .analysis import (
     HotSpot,
     error_map,
     hot_spots,
+    object_overlap,
     object_stats,
 )
 from .distances import cell_distances, two_nearest_cells
@@ -121,6 +122,7 @@ __all__ = [
     "loss_map",
     "loss_value",
     "multiclass_losses",
+    "object_overlap",
     "object_stats",
     "register_loss",
     "separate_touching_cells",

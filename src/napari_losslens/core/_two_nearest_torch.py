@@ -9,9 +9,12 @@ among the ``(label, squared distance)`` entries of the positions within reach on
     \\text{out}(x) = \\text{two smallest distinct-label values of }
     \\{\\, e + s^2 (x - x')^2 \\;:\\; e \\text{ an entry of } x',\\ |x - x'| \\le K \\,\\}
 
-with ``K = floor(sqrt(maxsq) / s)`` (the whole line without a cutoff). Each position's
-``2(2K + 1)`` candidates are a strided view (``unfold``) of the padded entries: one ``min``
-gives the nearest cell, a second ``min`` over the candidates of other labels the second.
+with ``K = floor(sqrt(maxsq) / s)`` (the whole line without a cutoff). The ``2K + 1``
+positions within reach are a strided view (``unfold``) of the padded entries. The nearest
+cell is the ``min`` over their first entries (a position's second entry is never nearer than
+its first); for the second cell each position offers one candidate, its first entry or,
+where that is the nearest cell itself, its second (the two differ), and a second ``min``
+over those gives it.
 Lines are processed in chunks of bounded memory; chunk sizes depend on shapes only, so a
 pass is a fixed number of kernel launches per chunk and no host synchronisation.
 """
@@ -44,26 +47,36 @@ def _pass_lines(l1, v1, l2, v2, step2: float, maxsq: float):
     width = 2 * k + 1
     dev, vdt = v1.device, v1.dtype
     off = (torch.arange(-k, k + 1, device=dev, dtype=vdt) ** 2) * step2
-    per_line = n * 2 * width * (v1.element_size() + l1.element_size()) * 3
+    # bytes per line of the windows materialised at once: three of values, one mask
+    per_line = n * width * (3 * v1.element_size() + 1)
     chunk = max(1, min(n_lines, CHUNK_BYTES // max(per_line, 1)))
+    # the entries padded with "none" once per pass; windows are views of these
+    pad = torch.nn.functional.pad
+    p_l1, p_l2 = (pad(t, (k, k), value=0) for t in (l1, l2))
+    p_v1, p_v2 = (pad(t, (k, k), value=math.inf) for t in (v1, v2))
     outs = ([], [], [], [])
     for start in range(0, n_lines, chunk):
         sl = slice(start, start + chunk)
-        pl = [torch.nn.functional.pad(t[sl], (k, k), value=0) for t in (l1, l2)]
-        pv = [torch.nn.functional.pad(t[sl], (k, k), value=math.inf) for t in (v1, v2)]
-        # candidates (chunk, n, 2·width): the window's first entries, then its second ones
-        cl = torch.cat([t.unfold(-1, width, 1) for t in pl], dim=-1)
-        cv = torch.cat([t.unfold(-1, width, 1) + off for t in pv], dim=-1)
-        n1, i1 = cv.min(dim=-1, keepdim=True)
-        m1 = cl.gather(-1, i1)
-        cv = cv.masked_fill(cl == m1, math.inf)
-        n2, i2 = cv.min(dim=-1, keepdim=True)
-        m2 = cl.gather(-1, i2)
+        # windows (chunk, n, width): strided views, except the values plus the offsets' squares
+        w_l1 = p_l1[sl].unfold(-1, width, 1)
+        w_l2 = p_l2[sl].unfold(-1, width, 1)
+        w_v1 = p_v1[sl].unfold(-1, width, 1) + off
+        # the nearest cell is among the first entries (a second entry is never nearer)
+        n1, i1 = w_v1.min(dim=-1, keepdim=True)
+        m1 = w_l1.gather(-1, i1)
+        # each position offers one candidate for the second cell: its first entry, or its
+        # second one where the first is the nearest cell itself
+        own = w_l1 == m1
+        w_v2 = p_v2[sl].unfold(-1, width, 1) + off
+        n2, i2 = torch.where(own, w_v2, w_v1).min(dim=-1, keepdim=True)
+        m2 = torch.where(own.gather(-1, i2), w_l2.gather(-1, i2), w_l1.gather(-1, i2))
         for out, t in zip(outs, (m1, n1, m2, n2), strict=True):
             out.append(t.squeeze(-1))
-    l1, v1, l2, v2 = (torch.cat(o, dim=0) for o in outs)
-    far1 = torch.isinf(v1) | (v1 > maxsq)  # also drops a masked label picked among infs
-    far2 = torch.isinf(v2) | (v2 > maxsq)
+    l1, v1, l2, v2 = (o[0] if len(o) == 1 else torch.cat(o, dim=0) for o in outs)
+    if math.isinf(maxsq):
+        # nothing is beyond reach: only a label picked among "none" values (inf) goes
+        return l1.masked_fill(torch.isinf(v1), 0), v1, l2.masked_fill(torch.isinf(v2), 0), v2
+    far1, far2 = v1 > maxsq, v2 > maxsq  # inf included
     return (
         l1.masked_fill(far1, 0),
         v1.masked_fill(far1, math.inf),
