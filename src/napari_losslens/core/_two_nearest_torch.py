@@ -25,8 +25,8 @@ import math
 
 import torch
 
-#: Upper bound on the bytes of candidates held at once by one chunk of a pass (this path
-#: runs on GPUs: large chunks mean few launches).
+#: Upper bound on the bytes of the windows (values and mask) materialised at once by one
+#: chunk of a pass (this path runs on GPUs: large chunks mean few launches).
 CHUNK_BYTES = 2**30
 
 
